@@ -1,0 +1,59 @@
+// Constants and structure layouts of the Solo5 hvt ABI (spec/HVT-ABI.md §5,
+// §8, §10). Offsets are byte offsets inside the guest-visible structures.
+
+export const HVT_ABI_TARGET = 1;
+export const HVT_ABI_VERSION = 2;
+
+export const MIN_LOAD_ADDR = 0x100000;
+export const HYPERCALL_PORT_BASE = 0x500;
+export const RING_KICK_PORT = 0x600;
+export const BOOT_INFO_GPA = 0x10000;
+export const BOOT_INFO_SIZE = 56;
+export const MANIFEST_GPA = BOOT_INFO_GPA + BOOT_INFO_SIZE; // 0x10038
+export const CMDLINE_SIZE = 8192; // 8191 characters + NUL
+export const HALT_COOKIE_SIZE = 512;
+export const ABORT_STATUS = 255;
+
+export const MiB = 1 << 20;
+export const GUEST_PAGE = 2 * MiB;
+export const MAX_ALLOC = 4 * 1024 * MiB; // 4 GiB
+export const DEFAULT_MEM_MIB = 512;
+
+/** Hypercall numbers; port = 0x500 + number. */
+export const Hypercall = {
+  WALLTIME: 1,
+  PUTS: 2,
+  POLL: 3,
+  BLOCK_WRITE: 4,
+  BLOCK_READ: 5,
+  NET_WRITE: 6,
+  NET_READ: 7,
+  HALT: 8,
+} as const;
+export type HypercallNr = (typeof Hypercall)[keyof typeof Hypercall];
+export const HYPERCALL_MAX = 8;
+
+/** Result codes written back into argument structures. */
+export const Result = { OK: 0, AGAIN: 1, EINVAL: 2, EUNSPEC: 3 } as const;
+
+/** Argument structure sizes (checked against guest memory first, §9.3). */
+export const ArgSize = {
+  WALLTIME: 8,
+  PUTS: 16,
+  POLL: 24,
+  BLOCK: 40,
+  NET: 32,
+  HALT: 16,
+} as const;
+
+/** struct hvt_boot_info field offsets (§8.2). */
+export const BootInfo = {
+  memSize: 0,
+  kernelEnd: 8,
+  cpuCycleFreq: 16,
+  cmdline: 24,
+  mft: 32,
+  hostFeatures: 40,
+  guestFeatures: 44,
+  netRing: 48,
+} as const;

@@ -1,0 +1,163 @@
+// The core: tables of hypercall handlers, halt hooks, vmexit hooks and POLL
+// descriptors (collisions refused), the core hypercalls WALLTIME, POLL and
+// HALT, and the vCPU loop that dispatches decoded exits (spec §9.2, §10).
+// dispatch() takes a made-up exit in unit tests; nothing here knows KVM.
+import { ArgSize, HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type HypercallNr } from './abi.js';
+import type { Vcpu, VcpuExit } from './backend/backend.js';
+import { GuestError, HostError } from './errors.js';
+import type { GuestMemory } from './memory.js';
+import type { HaltHook, HypercallHandler, VmexitHook } from './module.js';
+
+/** How a run ended. */
+export type RunOutcome =
+  | { kind: 'halt'; status: number }
+  | { kind: 'signal'; signal: number }
+  | { kind: 'stopped' };
+
+/** What the core needs from the host besides the vCPU. */
+export interface CoreHost {
+  /** CLOCK_REALTIME in ns. */
+  realtimeNs(): bigint;
+  /** Waits on the POLL set; returns keys ready (−1 = wake fd) or null if interrupted. */
+  wait(timeoutNs: number): readonly number[] | null;
+}
+
+/** Per-kind counters, exposed as stats. */
+export interface CoreCounters {
+  exits: Record<string, number>;
+  hypercalls: Record<string, number>;
+}
+
+const HYPERCALL_NAMES = Object.fromEntries(Object.entries(Hypercall).map(([k, v]) => [v, k])) as Record<number, string>;
+
+export class Core {
+  private readonly handlers: (HypercallHandler | undefined)[] = new Array(HYPERCALL_MAX + 1);
+  private readonly haltHooks: HaltHook[] = [];
+  private readonly vmexitHooks: VmexitHook[] = [];
+  readonly pollFds: { fd: number; handle: number }[] = [];
+  readonly counters: CoreCounters = { exits: {}, hypercalls: {} };
+
+  constructor(
+    private readonly mem: GuestMemory,
+    private readonly host: CoreHost,
+  ) {
+    this.hypercall(Hypercall.WALLTIME, (gpa) => this.walltime(gpa));
+    this.hypercall(Hypercall.POLL, (gpa) => this.poll(gpa));
+  }
+
+  hypercall(nr: HypercallNr, fn: HypercallHandler): void {
+    if (nr === Hypercall.HALT || this.handlers[nr]) throw new Error(`hypercall ${nr} is already registered`);
+    this.handlers[nr] = fn;
+  }
+
+  onHalt(fn: HaltHook): void {
+    this.haltHooks.push(fn);
+  }
+
+  onVmexit(fn: VmexitHook): void {
+    this.vmexitHooks.push(fn);
+  }
+
+  pollFd(fd: number, handle: number): void {
+    if (handle < 0 || handle > 63 || this.pollFds.some((p) => p.fd === fd || p.handle === handle)) {
+      throw new Error(`poll descriptor ${fd} (handle ${handle}) is already registered`);
+    }
+    this.pollFds.push({ fd, handle });
+  }
+
+  /** Runs the vCPU until the guest halts, a signal arrives or a stop is asked for. */
+  run(vcpu: Vcpu): RunOutcome {
+    for (;;) {
+      const outcome = this.dispatch(vcpu.run(), vcpu);
+      if (outcome) return outcome;
+    }
+  }
+
+  /** Handles one exit; returns how the run ended, or null to keep running. */
+  dispatch(exit: VcpuExit, vcpu: Pick<Vcpu, 'rip' | 'backendName'>): RunOutcome | null {
+    const exits = this.counters.exits;
+    exits[exit.kind] = (exits[exit.kind] ?? 0) + 1;
+    for (const hook of this.vmexitHooks) if (hook(exit)) return null;
+    const kvm = vcpu.backendName;
+    switch (exit.kind) {
+      case 'io':
+        return this.portIo(exit.out, exit.size, exit.port, exit.value);
+      case 'interrupted':
+        return exit.signal !== 0 ? { kind: 'signal', signal: exit.signal } : { kind: 'stopped' };
+      case 'fault':
+        throw new GuestError(`${kvm}: host/guest translation fault: rip=0x${vcpu.rip().toString(16)}`);
+      case 'mmio':
+        // Inside guest RAM this can only be an access the host protection
+        // refused (a write to text, a fetch from a no-access page): report it
+        // as the translation fault it is, whatever flavour the host gave.
+        if (exit.address < BigInt(this.mem.allocSize)) {
+          throw new GuestError(`${kvm}: host/guest translation fault: rip=0x${vcpu.rip().toString(16)}`);
+        }
+        throw new GuestError(`${kvm}: unhandled exit: exit_reason=0x6, rip=0x${vcpu.rip().toString(16)}`);
+      case 'failEntry':
+        throw new HostError(`${kvm}: entry failure: hw_entry_failure_reason=0x${exit.reason.toString(16)}`);
+      case 'internalError':
+        throw new HostError(`${kvm}: internal error exit: suberror=0x${exit.suberror.toString(16)}`);
+      case 'other':
+        throw new GuestError(`${kvm}: unhandled exit: exit_reason=0x${exit.reason.toString(16)}, rip=0x${vcpu.rip().toString(16)}`);
+    }
+  }
+
+  private portIo(out: boolean, size: number, port: number, gpa: number): RunOutcome | null {
+    const nr = port - HYPERCALL_PORT_BASE;
+    if (!out || size !== 4 || nr < 0 || nr > HYPERCALL_MAX) {
+      throw new GuestError(`Invalid guest port access: port=0x${port.toString(16)}`);
+    }
+    const counts = this.counters.hypercalls;
+    const name = HYPERCALL_NAMES[nr] ?? String(nr);
+    if (nr === Hypercall.HALT) {
+      counts[name] = (counts[name] ?? 0) + 1;
+      return this.halt(gpa);
+    }
+    const fn = this.handlers[nr];
+    if (!fn) throw new GuestError(`Invalid guest hypercall: num=${nr}`);
+    counts[name] = (counts[name] ?? 0) + 1;
+    fn(gpa);
+    return null;
+  }
+
+  private walltime(gpa: number): void {
+    const off = this.mem.struct(gpa, ArgSize.WALLTIME, 'write');
+    this.mem.writeU64(off, this.host.realtimeNs());
+  }
+
+  /** POLL (§10.3): waits on every registered descriptor and the timeout. */
+  private poll(gpa: number): void {
+    const mem = this.mem;
+    const off = mem.struct(gpa, ArgSize.POLL, 'write');
+    const [lo, hi] = mem.u64Halves(off);
+    const timeoutNs = hi * 2 ** 32 + lo;
+    let readyLo = 0;
+    let readyHi = 0;
+    let count = 0;
+    // A zero timeout with nothing to watch returns at once: no syscall at all.
+    if (timeoutNs !== 0 || this.pollFds.length !== 0) {
+      const keys = this.host.wait(timeoutNs) ?? [];
+      for (const handle of keys) {
+        if (handle < 0) continue; // the wake descriptor: the next KVM_RUN reports why
+        if (handle < 32) readyLo |= 1 << handle;
+        else readyHi |= 1 << (handle - 32);
+        count++;
+      }
+    }
+    mem.view.setUint32(off + 8, readyLo >>> 0, true);
+    mem.view.setUint32(off + 12, readyHi >>> 0, true);
+    mem.view.setUint32(off + 16, count, true);
+  }
+
+  /** HALT (§10.8): checks the structure and cookie, runs the halt hooks. */
+  private halt(gpa: number): RunOutcome {
+    const mem = this.mem;
+    const off = mem.struct(gpa, ArgSize.HALT, 'read');
+    const [cLo, cHi] = mem.u64Halves(off);
+    const cookie = cLo === 0 && cHi === 0 ? 0 : mem.region(cLo, cHi, HALT_COOKIE_SIZE, 0, 'read');
+    const status = mem.view.getInt32(off + 8, true);
+    for (const hook of this.haltHooks) hook(status, cookie);
+    return { kind: 'halt', status };
+  }
+}

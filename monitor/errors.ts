@@ -1,0 +1,85 @@
+import { getSystemErrorMap } from 'node:util';
+
+// One error type per layer. Only monitor/main.ts turns them into a process
+// exit; everything else throws. Every message is one line, without the
+// program-name prefix (the printer adds it).
+
+/** Process exit statuses of the tender itself (guest statuses pass through). */
+export const ExitCode = {
+  OK: 0,
+  /** Every tender-side failure: bad input, KVM failure, guest fault, signal. */
+  FAILURE: 1,
+  GUEST_ABORT: 255,
+} as const;
+
+/** Base: a condition the monitor reports as one line and exit status 1. */
+export class TenderError extends Error {
+  /** Stable machine-readable code for library callers. */
+  readonly code: string;
+  /** Print without the "prog: " prefix (the reference's block/net I/O lines). */
+  readonly bare: boolean;
+  constructor(code: string, message: string, bare = false) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.bare = bare;
+  }
+}
+
+/** Bad command line: printed, followed by the usage text. */
+export class UsageError extends TenderError {
+  /** Lines printed (as warnings) before the main message. */
+  constructor(message: string, readonly warnings: readonly string[] = []) {
+    super('EUSAGE', message);
+  }
+}
+
+/** Bad kernel file: ELF, ABI note or manifest problems. */
+export class KernelError extends TenderError {
+  constructor(message: string) {
+    super('EKERNEL', message);
+  }
+}
+
+/** Bad configuration other than syntax: memory size, devices, command line. */
+export class ConfigError extends TenderError {
+  constructor(message: string, readonly warnings: readonly string[] = []) {
+    super('ECONFIG', message);
+  }
+}
+
+/** The host (KVM, files, taps) failed us. */
+export class HostError extends TenderError {
+  constructor(message: string, bare = false) {
+    super('EHOST', message, bare);
+  }
+}
+
+/** The guest did something the ABI does not allow; the run ends. */
+export class GuestError extends TenderError {
+  constructor(message: string) {
+    super('EGUEST', message);
+  }
+}
+
+/** "msg: strerror" for a native error, like the reference's (+errno) messages. */
+export function withErrno(message: string, e: unknown): string {
+  return `${message}: ${describeSystemError(e)}`;
+}
+
+/** Human text of a system error (strerror-like), without the syscall name. */
+export function describeSystemError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err.errno === 'number' && err.errno > 0) {
+    // The addon's errors read "SYSCALL: strerror".
+    const at = err.message.indexOf(': ');
+    if (at >= 0) return err.message.slice(at + 2);
+  }
+  if (typeof err.errno === 'number') {
+    // Node's fs errors carry a negative errno and libuv's wording.
+    const entry = getSystemErrorMap().get(-Math.abs(err.errno));
+    if (entry) return entry[1].charAt(0).toUpperCase() + entry[1].slice(1);
+  }
+  return err.message;
+}

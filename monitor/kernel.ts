@@ -1,0 +1,61 @@
+// Opening a unikernel: the file (or bytes), its ELF headers, ABI note and
+// manifest (spec §3.4, §3.5, §4.2), all checked before anything is built.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { type ByteSource, bufferSource, checkAbiNote, type ElfImage, findNote, MANIFEST_NOTE, readElf } from './elf.js';
+import { KernelError, withErrno } from './errors.js';
+import { Manifest } from './manifest.js';
+
+export interface Kernel {
+  /** How the kernel is named in messages (the path as given). */
+  readonly name: string;
+  readonly src: ByteSource;
+  readonly elf: ElfImage;
+  /** The validated manifest from the ELF note (never modified). */
+  readonly manifest: Manifest;
+  close(): void;
+}
+
+function fdSource(fd: number): ByteSource {
+  return { read: (buf, position) => readSync(fd, buf, 0, buf.length, position) };
+}
+
+function inspect(name: string, src: ByteSource, close: () => void): Kernel {
+  try {
+    const elf = readElf(src, name);
+    checkAbiNote(src, elf, name);
+    const desc = findNote(src, elf, name, MANIFEST_NOTE);
+    if (!desc) throw new KernelError(`${name}: No Solo5 manifest found in executable`);
+    return { name, src, elf, manifest: Manifest.parse(desc, name), close };
+  } catch (e) {
+    close();
+    if (e instanceof KernelError) throw e;
+    // A read error (EIO, EISDIR, …) while reading headers or notes.
+    throw new KernelError(withErrno(`${name}: Could not read`, e));
+  }
+}
+
+/** Opens and checks a kernel file; the descriptor stays open for loading. */
+export function openKernel(path: string): Kernel {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new KernelError(withErrno(`${path}: Could not open`, e));
+  }
+  let isDir = false;
+  try {
+    isDir = fstatSync(fd).isDirectory();
+  } catch {
+    // fstat cannot fail on a descriptor we just opened; reading will tell.
+  }
+  if (isDir) {
+    closeSync(fd);
+    throw new KernelError(`${path}: Could not open: Is a directory`);
+  }
+  return inspect(path, fdSource(fd), () => closeSync(fd));
+}
+
+/** Checks a kernel given as bytes (library use); `name` is used in messages. */
+export function kernelFromBytes(bytes: Uint8Array, name = '<kernel bytes>'): Kernel {
+  return inspect(name, bufferSource(bytes), () => {});
+}

@@ -1,0 +1,78 @@
+// The CLI: parse, validate, compose, run. The only place that decides the
+// process exit status; bin/ukvm-ts calls process.exit with what main returns.
+import { readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadNative } from '../native/binding.js';
+import { KvmBackend } from './backend/kvm.js';
+import { firstPass, secondPass, usageText, versionText } from './cli.js';
+import { ExitCode, TenderError, UsageError } from './errors.js';
+import { openKernel } from './kernel.js';
+import { defaultModules } from './modules.js';
+import { createVm } from './tender.js';
+
+const SIGINT = 2;
+const SIGTERM = 15;
+
+/** Writes diagnostic lines to stderr, each prefixed with "prog: ". */
+function printer(prog: string) {
+  const out = (line: string) => writeSync(2, `${line}\n`);
+  return {
+    raw: out,
+    line: (msg: string) => out(`${prog}: ${msg}`),
+  };
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the tender for argv (without node and script); returns the exit status. */
+export function main(argv: readonly string[], prog: string): number {
+  const say = printer(prog);
+  const modules = defaultModules();
+  const usage = () => say.raw(usageText(prog, modules));
+  try {
+    const action = firstPass(argv, modules);
+    switch (action.kind) {
+      case 'help':
+        usage();
+        return ExitCode.FAILURE;
+      case 'version':
+        say.raw(versionText(prog, packageVersion()));
+        return ExitCode.OK;
+      case 'missing-kernel':
+        say.line('Missing KERNEL operand');
+        usage();
+        return ExitCode.FAILURE;
+      case 'run':
+        break;
+    }
+    const kernel = openKernel(action.kernel);
+    const memoryBytes = secondPass(action.options, kernel.manifest, modules);
+    const binding = loadNative();
+    binding.installTerminationHandlers([SIGINT, SIGTERM]);
+    const backend = new KvmBackend(binding);
+    const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding });
+    const outcome = vm.run();
+    switch (outcome.kind) {
+      case 'halt':
+        return outcome.status & 0xff;
+      case 'signal':
+        say.line(`Exiting on signal ${outcome.signal}`);
+        return ExitCode.FAILURE;
+      case 'stopped':
+        return ExitCode.FAILURE;
+    }
+  } catch (e) {
+    if (e instanceof TenderError) {
+      for (const w of (e as { warnings?: readonly string[] }).warnings ?? []) say.line(w);
+      if (e.bare) say.raw(e.message);
+      else say.line(e.message);
+      if (e instanceof UsageError) usage();
+      return ExitCode.FAILURE;
+    }
+    say.line(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    return ExitCode.FAILURE;
+  }
+}

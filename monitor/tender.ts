@@ -1,0 +1,139 @@
+// Composition: a backend and a list of modules become one runnable VM. This
+// is the code the CLI and the library share. Everything is validated before
+// the VM is built; once built, the order of spec §1 steps 7–13 is followed.
+import { loadNative, type NativeBinding } from '../native/binding.js';
+import { type Backend, type Machine, type Vcpu } from './backend/backend.js';
+import { writeGdt, writePageTables } from './arch/x86_64.js';
+import { buildCmdline, writeBootInfo } from './bootinfo.js';
+import { Core, type CoreHost, type RunOutcome } from './core.js';
+import { ConfigError } from './errors.js';
+import type { Kernel } from './kernel.js';
+import { loadElf } from './loader.js';
+import { typeName } from './manifest.js';
+import { GuestMemory } from './memory.js';
+import { sizeMemory } from './memsize.js';
+import type { Module, SetupContext } from './module.js';
+
+export interface VmConfig {
+  kernel: Kernel;
+  /** Requested guest memory in bytes (before rounding, §6.1). */
+  memoryBytes: bigint;
+  /** Guest arguments, joined into its command line. */
+  args: readonly string[];
+  /** Modules in setup order; their options are already applied. */
+  modules: readonly Module[];
+  backend: Backend;
+  /** Receives warning lines (without program prefix). */
+  warn: (message: string) => void;
+  binding?: NativeBinding;
+}
+
+export interface Vm {
+  readonly memory: GuestMemory;
+  readonly core: Core;
+  /** Runs the guest until it halts, a signal arrives or stop() is called. */
+  run(): RunOutcome;
+  /** Safe from any thread: makes run() return { kind: 'stopped' } soon. */
+  stop(): void;
+  close(): void;
+}
+
+/** Builds a VM ready to run. Throws TenderError subclasses for every bad input. */
+export function createVm(config: VmConfig): Vm {
+  const { kernel, modules } = config;
+  const binding = config.binding ?? loadNative();
+  const mft = kernel.manifest;
+  const cmdline = buildCmdline(config.args);
+  const reserve = modules.reduce((sum, m) => sum + (m.extraMemory?.(mft) ?? 0), 0);
+  const size = sizeMemory(config.memoryBytes, reserve);
+  if (size.warning) config.warn(size.warning);
+
+  const machine = config.backend.createMachine(size.allocSize);
+  let vcpu: Vcpu | undefined;
+  let epfd = -1;
+  try {
+    const mem = new GuestMemory(machine.memory, size.allocSize);
+    const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
+      bytes: mem.bytes,
+      protect: (p) => {
+        machine.protect(p.start, p.end, p.prot);
+        mem.protect({ start: p.start, end: p.end, readable: (p.prot & 1) !== 0, writable: (p.prot & 2) !== 0 });
+      },
+    }, kernel.name);
+    kernel.close();
+    mem.guestSize = size.guestSize;
+
+    writeGdt(mem.bytes);
+    writePageTables(mem.bytes, size.allocSize);
+    vcpu = machine.createVcpu();
+    const tscHz = vcpu.configure({ entry: loaded.entry, memSize: size.guestSize });
+
+    const keys = new Int32Array(64);
+    const wakeFd = vcpu.wakeFd;
+    const host: CoreHost = {
+      realtimeNs: () => binding.realtimeNs(),
+      wait(timeoutNs) {
+        if (epfd < 0) {
+          epfd = binding.waitsetCreate();
+          binding.waitsetAdd(epfd, wakeFd, -1);
+          for (const p of core.pollFds) binding.waitsetAdd(epfd, p.fd, p.handle);
+        }
+        const n = binding.waitsetWait(epfd, timeoutNs, keys);
+        return n < 0 ? null : Array.from(keys.subarray(0, n));
+      },
+    };
+    const core = new Core(mem, host);
+    const ctx: SetupContext = {
+      mem,
+      mft,
+      hypercall: (nr, fn) => core.hypercall(nr, fn),
+      onHalt: (fn) => core.onHalt(fn),
+      onVmexit: (fn) => core.onVmexit(fn),
+      pollFd: (fd, handle) => core.pollFd(fd, handle),
+      warn: config.warn,
+    };
+    for (const m of modules) m.setup(ctx);
+    checkAttached(mft);
+
+    writeBootInfo(mem.bytes, {
+      memSize: size.guestSize,
+      kernelEnd: loaded.kernelEnd,
+      cpuCycleFreq: tscHz,
+      hostFeatures: 0,
+      netRing: 0,
+    }, mft, cmdline);
+    return makeVm(mem, core, vcpu, machine, () => {
+      if (epfd >= 0) binding.closeFd(epfd);
+    });
+  } catch (e) {
+    vcpu?.close();
+    machine.close();
+    if (epfd >= 0) binding.closeFd(epfd);
+    throw e;
+  }
+}
+
+function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, closeWaitset: () => void): Vm {
+  let closed = false;
+  return {
+    memory,
+    core,
+    run: () => core.run(vcpu),
+    stop: () => vcpu.kick(),
+    close() {
+      if (closed) return;
+      closed = true;
+      vcpu.close();
+      closeWaitset();
+      machine.close();
+    },
+  };
+}
+
+/** §4.4: every declared device must have been attached by a module. */
+function checkAttached(mft: Kernel['manifest']): void {
+  const missing = mft.unattached();
+  if (missing.length === 0) return;
+  const warnings = missing.map((i) => `Device '${mft.name(i)}' of type ${typeName(mft.type(i))} declared but not attached.`);
+  throw new ConfigError('All declared devices must be attached. See --help for syntax.', warnings);
+}

@@ -1,0 +1,91 @@
+// The whole native surface, typed, and its loader. Each function is one system
+// call or ioctl (or a pair that must not be separated); errors are thrown as
+// Error objects carrying errno, code and syscall. TypeScript validates
+// arguments before calling across. Tests inject a fake NativeBinding instead.
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+/** An Error thrown by the addon for a failed system call. */
+export interface NativeError extends Error {
+  errno: number;
+  code: string;
+  syscall: string;
+}
+
+export interface CreatedVm {
+  vmFd: number;
+  /** Guest RAM: an anonymous shared mapping registered as KVM memory slot 0. */
+  memory: ArrayBuffer;
+}
+
+export interface CreatedVcpu {
+  /** Index in the addon's process-wide vCPU table (for run/kick/destroy). */
+  slot: number;
+  vcpuFd: number;
+  /** eventfd woken by kick() and by SIGINT/SIGTERM; belongs in the POLL wait set. */
+  wakeFd: number;
+  /** The mmap'd struct kvm_run. */
+  run: ArrayBuffer;
+}
+
+/** Results of run(): an exit to decode, an interruption, or EFAULT. */
+export const RUN_EXIT = 0;
+export const RUN_INTERRUPTED = 1;
+export const RUN_FAULT = 2;
+export type RunResult = typeof RUN_EXIT | typeof RUN_INTERRUPTED | typeof RUN_FAULT;
+
+export interface NativeBinding {
+  readonly platform: 'linux-kvm' | 'unsupported';
+  /** sizeof(struct kvm_run) the addon was compiled against. */
+  readonly kvmRunSize: number;
+  openKvm(): number;
+  apiVersion(kvmFd: number): number;
+  checkExtension(fd: number, cap: number): number;
+  vcpuMmapSize(kvmFd: number): number;
+  supportedCpuid(kvmFd: number, maxEntries: number): ArrayBuffer;
+  createVm(kvmFd: number, memSize: number): CreatedVm;
+  createVcpu(vmFd: number, runSize: number): CreatedVcpu;
+  destroyVcpu(slot: number): void;
+  setCpuid(vcpuFd: number, cpuid2: Uint8Array): void;
+  getRegs(vcpuFd: number, regs: Uint8Array): void;
+  setRegs(vcpuFd: number, regs: Uint8Array): void;
+  getSregs(vcpuFd: number, sregs: Uint8Array): void;
+  setSregs(vcpuFd: number, sregs: Uint8Array): void;
+  tscKhz(vcpuFd: number): number;
+  run(slot: number): RunResult;
+  /** mprotect; prot bits: 1 read, 2 write, 4 exec. */
+  protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
+  closeFd(fd: number): void;
+  /** CLOCK_REALTIME in nanoseconds. */
+  realtimeNs(): bigint;
+
+  installKickHandler(): void;
+  installTerminationHandlers(signals: readonly number[]): void;
+  pendingSignal(): number;
+  kick(slot: number): void;
+  stopRequested(slot: number): boolean;
+
+  waitsetCreate(): number;
+  waitsetAdd(epfd: number, fd: number, key: number): void;
+  /** Returns the number of ready keys written, 0 on timeout, -1 on EINTR. */
+  waitsetWait(epfd: number, timeoutNs: number, keysOut: Int32Array): number;
+
+  /** Bench only: runs the vCPU to HALT serving hypercalls in C++. */
+  benchRunToHalt(slot: number, memory: ArrayBuffer, memSize: number, putsFd: number): number;
+}
+
+let cached: NativeBinding | undefined;
+
+/** Loads build/Release/ukvm_native.node once per thread. */
+export function loadNative(): NativeBinding {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    // dist/native/binding.js → <root>/build/Release
+    cached = require(join(import.meta.dirname, '..', '..', 'build', 'Release', 'ukvm_native.node')) as NativeBinding;
+  }
+  return cached;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as Partial<NativeError>).errno === 'number';
+}

@@ -1,0 +1,120 @@
+// SIGINT/SIGTERM and kicks. A termination signal may land on any thread of the
+// Node process; the handler records it, makes every registered vCPU refuse to
+// re-enter the guest (kvm_run.immediate_exit), wakes its POLL wait (eventfd)
+// and knocks its thread out of KVM_RUN with a kick signal. The vCPU loop then
+// returns to TypeScript, which prints "Exiting on signal N" and exits 1.
+#include "native_util.h"
+#include "vcpu_registry.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+namespace ukvm {
+
+VcpuSlot g_vcpus[kMaxVcpus];
+std::atomic<int> g_pending_signal{0};
+
+int KickSignal() { return SIGRTMIN + 3; }
+
+// Async-signal-safe: atomics, write(2) and pthread_kill(3) only.
+void InterruptSlot(int i) {
+  VcpuSlot& s = g_vcpus[i];
+  if (!s.used.load()) return;
+  if (s.run) s.run->immediate_exit = 1;
+  if (s.wake_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t r = write(s.wake_fd, &one, sizeof one);
+    (void)r;
+  }
+  if (s.has_thread.load()) {
+    pthread_t t = s.thread.load();
+    if (!pthread_equal(t, pthread_self())) pthread_kill(t, KickSignal());
+  }
+}
+
+static void OnTerminate(int sig) {
+  int expected = 0;
+  g_pending_signal.compare_exchange_strong(expected, sig);
+  EnterInterrupt();
+  for (int i = 0; i < kMaxVcpus; i++) InterruptSlot(i);
+  LeaveInterrupt();
+}
+
+static void OnKick(int) {}
+
+static bool Install(int sig, void (*fn)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn;
+  sigfillset(&sa.sa_mask);  // all signals blocked while handling, as the reference
+  sa.sa_flags = 0;          // no SA_RESTART: KVM_RUN and epoll must see EINTR
+  return sigaction(sig, &sa, nullptr) == 0;
+}
+
+// installKickHandler(): the no-op handler for the kick signal. Needed by every
+// process that runs a vCPU (CLI or library), so kick() interrupts KVM_RUN.
+static Napi::Value InstallKickHandler(const Napi::CallbackInfo& info) {
+  if (!Install(KickSignal(), OnKick)) ThrowErrno(info.Env(), "sigaction", errno);
+  return info.Env().Undefined();
+}
+
+// installTerminationHandlers([2, 15]): the CLI's SIGINT/SIGTERM handling.
+static Napi::Value InstallTerminationHandlers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) {
+    ThrowType(env, "expected an array of signal numbers");
+    return env.Undefined();
+  }
+  Napi::Array sigs = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < sigs.Length(); i++) {
+    Napi::Value v = sigs.Get(i);
+    int sig = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+    if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) {
+      ThrowType(env, "only SIGINT, SIGTERM and SIGHUP can be handled");
+      return env.Undefined();
+    }
+    if (!Install(sig, OnTerminate)) {
+      ThrowErrno(env, "sigaction", errno);
+      return env.Undefined();
+    }
+  }
+  return env.Undefined();
+}
+
+// pendingSignal(): the first termination signal caught, or 0.
+static Napi::Value PendingSignal(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), g_pending_signal.load());
+}
+
+// kick(slot): ask a vCPU (possibly on another thread) to stop running.
+static Napi::Value Kick(const Napi::CallbackInfo& info) {
+  int slot;
+  if (!ArgInt(info, 0, &slot)) return info.Env().Undefined();
+  if (slot >= kMaxVcpus || !g_vcpus[slot].used.load()) {
+    ThrowType(info.Env(), "no such vCPU");
+    return info.Env().Undefined();
+  }
+  EnterInterrupt();
+  g_vcpus[slot].stop.store(true);
+  InterruptSlot(slot);
+  LeaveInterrupt();
+  return info.Env().Undefined();
+}
+
+// stopRequested(slot): whether kick() was called for this vCPU.
+static Napi::Value StopRequested(const Napi::CallbackInfo& info) {
+  int slot;
+  if (!ArgInt(info, 0, &slot)) return info.Env().Undefined();
+  bool stop = slot < kMaxVcpus && g_vcpus[slot].stop.load();
+  return Napi::Boolean::New(info.Env(), stop);
+}
+
+void RegisterSignals(Napi::Env env, Napi::Object exports) {
+  exports.Set("installKickHandler", Napi::Function::New(env, InstallKickHandler));
+  exports.Set("installTerminationHandlers", Napi::Function::New(env, InstallTerminationHandlers));
+  exports.Set("pendingSignal", Napi::Function::New(env, PendingSignal));
+  exports.Set("kick", Napi::Function::New(env, Kick));
+  exports.Set("stopRequested", Napi::Function::New(env, StopRequested));
+}
+
+}  // namespace ukvm

@@ -16,8 +16,8 @@ export type RunOutcome =
 
 /** What the core needs from the host besides the vCPU. */
 export interface CoreHost {
-  /** CLOCK_REALTIME in ns. */
-  realtimeNs(): bigint;
+  /** Stores CLOCK_REALTIME in ns as a little-endian u64 at bytes[offset]. */
+  realtimeInto(bytes: Uint8Array, offset: number): void;
   /** Waits on the POLL set; returns keys ready (−1 = wake fd) or null if interrupted. */
   wait(timeoutNs: number): readonly number[] | null;
 }
@@ -123,7 +123,7 @@ export class Core {
 
   private walltime(gpa: number): void {
     const off = this.mem.struct(gpa, ArgSize.WALLTIME, 'write');
-    this.mem.writeU64(off, this.host.realtimeNs());
+    this.host.realtimeInto(this.mem.bytes, off);
   }
 
   /** POLL (§10.3): waits on every registered descriptor and the timeout. */

@@ -70,10 +70,6 @@ export class GuestMemory {
     return { gpa: this.region(gLo, gHi, lLo, lHi, access), len: lLo };
   }
 
-  writeU64(off: number, value: bigint): void {
-    this.view.setBigUint64(off, value, true);
-  }
-
   private blocked(start: number, end: number, access: 'read' | 'write'): boolean {
     for (const p of this.protections) {
       if (start < p.end && end > p.start && !(access === 'write' ? p.writable : p.readable)) return true;

@@ -35,6 +35,8 @@ export interface Vm {
   run(): RunOutcome;
   /** Safe from any thread: makes run() return { kind: 'stopped' } soon. */
   stop(): void;
+  /** Bench only: see Vcpu.runFloor. Returns the HALT status. */
+  runFloor(putsFd: number): number;
   close(): void;
 }
 
@@ -71,7 +73,7 @@ export function createVm(config: VmConfig): Vm {
     const keys = new Int32Array(64);
     const wakeFd = vcpu.wakeFd;
     const host: CoreHost = {
-      realtimeNs: () => binding.realtimeNs(),
+      realtimeInto: (bytes, offset) => binding.realtimeInto(bytes, offset),
       wait(timeoutNs) {
         if (epfd < 0) {
           epfd = binding.waitsetCreate();
@@ -120,6 +122,10 @@ function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, c
     core,
     run: () => core.run(vcpu),
     stop: () => vcpu.kick(),
+    runFloor(putsFd) {
+      if (!vcpu.runFloor) throw new Error('this backend has no native floor loop');
+      return vcpu.runFloor(memory.buffer, memory.guestSize, putsFd);
+    },
     close() {
       if (closed) return;
       closed = true;

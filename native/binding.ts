@@ -56,8 +56,10 @@ export interface NativeBinding {
   /** mprotect; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   closeFd(fd: number): void;
-  /** CLOCK_REALTIME in nanoseconds. */
-  realtimeNs(): bigint;
+  /** One write(2); returns bytes written, or −1 for EAGAIN. */
+  writeFd(fd: number, bytes: Uint8Array): number;
+  /** Stores CLOCK_REALTIME ns as a little-endian u64 at bytes[offset]. */
+  realtimeInto(bytes: Uint8Array, offset: number): void;
 
   installKickHandler(): void;
   installTerminationHandlers(signals: readonly number[]): void;

@@ -1,7 +1,7 @@
 // Console module: the PUTS hypercall (spec §10.2). Guest bytes go out raw and
 // unbuffered, each PUTS as one write, retried until every byte is out (the
 // reference gives up after a partial write; we never drop guest output).
-import { writeSync } from 'node:fs';
+import { loadNative } from '../../native/binding.js';
 import { ArgSize, Hypercall } from '../../monitor/abi.js';
 import { HostError, withErrno } from '../../monitor/errors.js';
 import type { Module } from '../../monitor/module.js';
@@ -14,16 +14,16 @@ export interface ConsoleOptions {
   sink?: ConsoleSink;
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /** Writes all of `bytes` to fd, waiting out EAGAIN on a non-blocking descriptor. */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
+  const native = loadNative();
   let off = 0;
   while (off < bytes.length) {
-    try {
-      off += writeSync(fd, bytes, off, bytes.length - off);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-    }
+    const n = native.writeFd(fd, off === 0 ? bytes : bytes.subarray(off));
+    if (n < 0) Atomics.wait(pause, 0, 0, 1); // the reader is slow: retry in 1 ms
+    else off += n;
   }
 }
 

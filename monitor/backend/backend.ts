@@ -36,6 +36,11 @@ export interface Vcpu {
   /** Asks the vCPU, from any thread, to stop (its run() returns interrupted). */
   kick(): void;
   close(): void;
+  /**
+   * Bench only: runs to HALT answering WALLTIME, zero-timeout POLL and PUTS
+   * natively, never returning to JavaScript (the physical floor of an exit).
+   */
+  runFloor?(memory: ArrayBuffer, memSize: number, putsFd: number): number;
 }
 
 export interface Machine {

@@ -1,0 +1,64 @@
+// Plain descriptor I/O on guest-memory views, cheaper than fs.writeSync's
+// JavaScript validation on the hypercall path (the views are checked in
+// TypeScript before they get here).
+#include "native_util.h"
+
+#include <time.h>
+#include <unistd.h>
+
+namespace ukvm {
+
+static bool ViewArg(const Napi::CallbackInfo& info, size_t i, uint8_t** data, size_t* len) {
+  if (info.Length() <= i || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(info.Env(), "expected a Uint8Array");
+    return false;
+  }
+  Napi::Uint8Array a = info[i].As<Napi::Uint8Array>();
+  *data = a.Data();
+  *len = a.ByteLength();
+  return true;
+}
+
+// writeFd(fd, bytes): one write(2). Returns bytes written, or -1 for EAGAIN.
+static Napi::Value WriteFd(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  if (!ArgInt(info, 0, &fd) || !ViewArg(info, 1, &data, &len)) return info.Env().Undefined();
+  ssize_t n;
+  do {
+    n = write(fd, data, len);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(info.Env(), -1);
+    ThrowErrno(info.Env(), "write", errno);
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+// realtimeInto(bytes, offset): stores CLOCK_REALTIME in ns as a little-endian
+// u64 at bytes[offset] (WALLTIME without a BigInt per call).
+static Napi::Value RealtimeInto(const Napi::CallbackInfo& info) {
+  uint8_t* data;
+  size_t len;
+  uint64_t off;
+  if (!ViewArg(info, 0, &data, &len) || !ArgSize(info, 1, &off)) return info.Env().Undefined();
+  if (off > len || len - off < 8) {
+    ThrowType(info.Env(), "offset outside the view");
+    return info.Env().Undefined();
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  memcpy(data + off, &ns, 8);  // x86_64 and aarch64 hosts are little-endian
+  return info.Env().Undefined();
+}
+
+void RegisterIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("writeFd", Napi::Function::New(env, WriteFd));
+  exports.Set("realtimeInto", Napi::Function::New(env, RealtimeInto));
+}
+
+}  // namespace ukvm

@@ -10,8 +10,9 @@ export interface Kernel {
   readonly name: string;
   readonly src: ByteSource;
   readonly elf: ElfImage;
-  /** The validated manifest from the ELF note (never modified). */
+  /** The validated manifest: the working copy modules attach devices to. */
   readonly manifest: Manifest;
+  /** Closes the file (idempotent); called once the segments are loaded. */
   close(): void;
 }
 
@@ -19,7 +20,12 @@ function fdSource(fd: number): ByteSource {
   return { read: (buf, position) => readSync(fd, buf, 0, buf.length, position) };
 }
 
-function inspect(name: string, src: ByteSource, close: () => void): Kernel {
+function inspect(name: string, src: ByteSource, closeOnce: () => void): Kernel {
+  let open = true;
+  const close = () => {
+    if (open) closeOnce();
+    open = false;
+  };
   try {
     const elf = readElf(src, name);
     checkAbiNote(src, elf, name);

@@ -50,15 +50,17 @@ export function createVm(config: VmConfig): Vm {
   const size = sizeMemory(config.memoryBytes, reserve);
   if (size.warning) config.warn(size.warning);
 
-  const machine = config.backend.createMachine(size.allocSize);
+  let machine: Machine | undefined;
   let vcpu: Vcpu | undefined;
   let epfd = -1;
   try {
+    machine = config.backend.createMachine(size.allocSize);
+    const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
     const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
       bytes: mem.bytes,
       protect: (p) => {
-        machine.protect(p.start, p.end, p.prot);
+        m.protect(p.start, p.end, p.prot);
         mem.protect({ start: p.start, end: p.end, readable: (p.prot & 1) !== 0, writable: (p.prot & 2) !== 0 });
       },
     }, kernel.name);
@@ -104,12 +106,13 @@ export function createVm(config: VmConfig): Vm {
       hostFeatures: 0,
       netRing: 0,
     }, mft, cmdline);
-    return makeVm(mem, core, vcpu, machine, () => {
+    return makeVm(mem, core, vcpu, m, () => {
       if (epfd >= 0) binding.closeFd(epfd);
     });
   } catch (e) {
+    kernel.close();
     vcpu?.close();
-    machine.close();
+    machine?.close();
     if (epfd >= 0) binding.closeFd(epfd);
     throw e;
   }

@@ -56,7 +56,7 @@ export interface NativeBinding {
   /** mprotect; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   closeFd(fd: number): void;
-  /** One write(2); returns bytes written, or −1 for EAGAIN. */
+  /** One write(2); returns bytes written, −1 for EAGAIN, −2 for EINTR. */
   writeFd(fd: number, bytes: Uint8Array): number;
   /** Stores CLOCK_REALTIME ns as a little-endian u64 at bytes[offset]. */
   realtimeInto(bytes: Uint8Array, offset: number): void;

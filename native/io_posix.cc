@@ -20,16 +20,16 @@ static bool ViewArg(const Napi::CallbackInfo& info, size_t i, uint8_t** data, si
   return true;
 }
 
-// writeFd(fd, bytes): one write(2). Returns bytes written, or -1 for EAGAIN.
+// writeFd(fd, bytes): one write(2). Returns bytes written, -1 for EAGAIN, or
+// -2 when a signal interrupted it (so a SIGTERM can end a run blocked on a
+// full stdout pipe).
 static Napi::Value WriteFd(const Napi::CallbackInfo& info) {
   int fd;
   uint8_t* data;
   size_t len;
   if (!ArgInt(info, 0, &fd) || !ViewArg(info, 1, &data, &len)) return info.Env().Undefined();
-  ssize_t n;
-  do {
-    n = write(fd, data, len);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = write(fd, data, len);
+  if (n < 0 && errno == EINTR) return Napi::Number::New(info.Env(), -2);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(info.Env(), -1);
     ThrowErrno(info.Env(), "write", errno);

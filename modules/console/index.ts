@@ -16,14 +16,22 @@ export interface ConsoleOptions {
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** Writes all of `bytes` to fd, waiting out EAGAIN on a non-blocking descriptor. */
+/**
+ * Writes all of `bytes` to fd, waiting out EAGAIN on a non-blocking
+ * descriptor. Gives up only when SIGINT/SIGTERM is pending: the run is ending
+ * then, and the next KVM_RUN reports the signal.
+ */
 export function writeAllSync(fd: number, bytes: Uint8Array): void {
   const native = loadNative();
   let off = 0;
   while (off < bytes.length) {
     const n = native.writeFd(fd, off === 0 ? bytes : bytes.subarray(off));
-    if (n < 0) Atomics.wait(pause, 0, 0, 1); // the reader is slow: retry in 1 ms
-    else off += n;
+    if (n >= 0) {
+      off += n;
+      continue;
+    }
+    if (native.pendingSignal() !== 0) return;
+    if (n === -1) Atomics.wait(pause, 0, 0, 1); // the reader is slow: retry in 1 ms
   }
 }
 

@@ -37,8 +37,16 @@ export interface Module {
    * Throws UsageError for an option it recognises but rejects.
    */
   handleArg?(arg: string, mft: Manifest): boolean;
+  /**
+   * Called once all options are applied, before anything is built: checks
+   * the attached devices and records them in the manifest (§4.3). Throws
+   * TenderError subclasses for bad devices.
+   */
+  prepare?(mft: Manifest): void;
   /** Adds bytes to the allocation before guest memory is created (e.g. the net ring). */
   extraMemory?(mft: Manifest): number;
   /** Called once the VM exists, in module order, before boot info is written. */
   setup(ctx: SetupContext): void;
+  /** Releases host resources (descriptors); called when the VM is closed or fails to build. */
+  close?(): void;
 }

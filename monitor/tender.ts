@@ -45,15 +45,20 @@ export function createVm(config: VmConfig): Vm {
   const { kernel, modules } = config;
   const binding = config.binding ?? loadNative();
   const mft = kernel.manifest;
-  const cmdline = buildCmdline(config.args);
-  const reserve = modules.reduce((sum, m) => sum + (m.extraMemory?.(mft) ?? 0), 0);
-  const size = sizeMemory(config.memoryBytes, reserve);
-  if (size.warning) config.warn(size.warning);
-
+  const closeModules = () => {
+    for (const m of modules) m.close?.();
+  };
   let machine: Machine | undefined;
   let vcpu: Vcpu | undefined;
   let epfd = -1;
   try {
+    const cmdline = buildCmdline(config.args);
+    for (const m of modules) m.prepare?.(mft);
+    checkAttached(mft);
+    const reserve = modules.reduce((sum, m) => sum + (m.extraMemory?.(mft) ?? 0), 0);
+    const size = sizeMemory(config.memoryBytes, reserve);
+    if (size.warning) config.warn(size.warning);
+
     machine = config.backend.createMachine(size.allocSize);
     const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
@@ -97,7 +102,6 @@ export function createVm(config: VmConfig): Vm {
       warn: config.warn,
     };
     for (const m of modules) m.setup(ctx);
-    checkAttached(mft);
 
     writeBootInfo(mem.bytes, {
       memSize: size.guestSize,
@@ -108,17 +112,19 @@ export function createVm(config: VmConfig): Vm {
     }, mft, cmdline);
     return makeVm(mem, core, vcpu, m, () => {
       if (epfd >= 0) binding.closeFd(epfd);
+      closeModules();
     });
   } catch (e) {
     kernel.close();
     vcpu?.close();
     machine?.close();
     if (epfd >= 0) binding.closeFd(epfd);
+    closeModules();
     throw e;
   }
 }
 
-function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, closeWaitset: () => void): Vm {
+function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, release: () => void): Vm {
   let closed = false;
   return {
     memory,
@@ -133,7 +139,7 @@ function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, c
       if (closed) return;
       closed = true;
       vcpu.close();
-      closeWaitset();
+      release();
       machine.close();
     },
   };

@@ -60,6 +60,12 @@ export interface NativeBinding {
   writeFd(fd: number, bytes: Uint8Array): number;
   /** Stores CLOCK_REALTIME ns as a little-endian u64 at bytes[offset]. */
   realtimeInto(bytes: Uint8Array, offset: number): void;
+  /** pread until bytes is full, EOF or error (thrown); returns bytes read. */
+  preadAll(fd: number, bytes: Uint8Array, position: bigint): number;
+  /** pwrite all of bytes (short only if the file takes no more); throws on error. */
+  pwriteAll(fd: number, bytes: Uint8Array, position: bigint): number;
+  /** lseek(fd, 0, SEEK_END): the size of a file or block device. */
+  seekEnd(fd: number): bigint;
 
   installKickHandler(): void;
   installTerminationHandlers(signals: readonly number[]): void;

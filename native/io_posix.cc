@@ -3,6 +3,7 @@
 // TypeScript before they get here).
 #include "native_util.h"
 
+#include <cstdint>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +57,59 @@ static Napi::Value RealtimeInto(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+static bool PositionArg(const Napi::CallbackInfo& info, size_t i, uint64_t* out) {
+  bool lossless = false;
+  if (info.Length() <= i || !info[i].IsBigInt() ||
+      (*out = info[i].As<Napi::BigInt>().Uint64Value(&lossless), !lossless) || *out > INT64_MAX) {
+    ThrowType(info.Env(), "expected a non-negative BigInt position below 2^63");
+    return false;
+  }
+  return true;
+}
+
+// Positional transfer of all of `bytes`, retried after partial transfers and
+// EINTR. Returns the byte count moved (short only at end of file, or when the
+// device takes no more); throws on an I/O error.
+template <bool WRITE>
+static Napi::Value Transfer(const Napi::CallbackInfo& info) {
+  int fd;
+  uint8_t* data;
+  size_t len;
+  uint64_t pos;
+  if (!ArgInt(info, 0, &fd) || !ViewArg(info, 1, &data, &len) || !PositionArg(info, 2, &pos)) {
+    return info.Env().Undefined();
+  }
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = WRITE ? pwrite(fd, data + done, len - done, static_cast<off_t>(pos + done))
+                      : pread(fd, data + done, len - done, static_cast<off_t>(pos + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ThrowErrno(info.Env(), WRITE ? "pwrite" : "pread", errno);
+      return info.Env().Undefined();
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(done));
+}
+
+// seekEnd(fd): size of a file or block device (lseek to the end), as BigInt.
+static Napi::Value SeekEnd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  off_t end = lseek(fd, 0, SEEK_END);
+  if (end < 0) {
+    ThrowErrno(info.Env(), "lseek", errno);
+    return info.Env().Undefined();
+  }
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(end));
+}
+
 void RegisterIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("preadAll", Napi::Function::New(env, Transfer<false>));
+  exports.Set("pwriteAll", Napi::Function::New(env, Transfer<true>));
+  exports.Set("seekEnd", Napi::Function::New(env, SeekEnd));
   exports.Set("writeFd", Napi::Function::New(env, WriteFd));
   exports.Set("realtimeInto", Napi::Function::New(env, RealtimeInto));
 }

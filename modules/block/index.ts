@@ -1,0 +1,137 @@
+// Block module (spec §11): attaches files and host block devices to the
+// manifest's BLOCK_BASIC entries and serves BLOCK_WRITE / BLOCK_READ.
+// Every option is checked and every device opened before the VM is built.
+import { closeSync, openSync } from 'node:fs';
+import { Hypercall } from '../../monitor/abi.js';
+import { invalidOption } from '../../monitor/cli.js';
+import { ConfigError, HostError, withErrno } from '../../monitor/errors.js';
+import { DeviceType, Entry, type Manifest } from '../../monitor/manifest.js';
+import type { Module } from '../../monitor/module.js';
+import { loadNative, type NativeBinding } from '../../native/binding.js';
+import { type BlockDevice, blockIoHandler } from './io.js';
+import { MAX_SECTOR, MIN_SECTOR, parseBlockOption, parseSectorSize } from './options.js';
+
+const DEFAULT_SECTOR = 512;
+
+export interface BlockConfig {
+  /** Backing file or device by manifest name. */
+  paths?: Record<string, string>;
+  /** Sector sizes by manifest name (512..32768, a power of two). */
+  sectorSizes?: Record<string, number>;
+  binding?: NativeBinding;
+}
+
+export interface BlockModule extends Module {
+  /** Bytes read and written per device name, for stats. */
+  stats(): Record<string, { read: number; written: number }>;
+}
+
+export function block(config: BlockConfig = {}): BlockModule {
+  const paths = new Map<string, string>(Object.entries(config.paths ?? {}));
+  const sectors = new Map<string, number>(Object.entries(config.sectorSizes ?? {}));
+  const devices = new Map<number, BlockDevice>();
+  const names = new Map<number, string>();
+
+  const declared = (mft: Manifest, name: string, arg: string): void => {
+    if (mft.find(name, DeviceType.BLOCK_BASIC) < 0) {
+      throw invalidOption(arg, [`Resource not declared in manifest: '${name}'`]);
+    }
+  };
+
+  return {
+    name: 'block',
+    separateValueOptions: ['--disk'],
+    usage: () => [
+      '[ --block:NAME=PATH ] (attach block device/file at PATH as block storage NAME)',
+      `[ --block-sector-size:NAME=SECTORSIZE ] (block size of NAME: ${MIN_SECTOR}..${MAX_SECTOR}, a power of two; default ${DEFAULT_SECTOR})`,
+      '[ --disk PATH | --disk=PATH ] (attach PATH to the only block device of the manifest)',
+    ],
+
+    handleArg(arg, mft) {
+      const opt = parseBlockOption(arg);
+      if (!opt) return false;
+      switch (opt.kind) {
+        case 'attach':
+          declared(mft, opt.name, arg);
+          paths.set(opt.name, opt.path);
+          return true;
+        case 'sector-size': {
+          declared(mft, opt.name, arg);
+          const n = parseSectorSize(opt.value);
+          if (n === null) {
+            throw invalidOption(arg, [
+              `Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${opt.value}`,
+            ]);
+          }
+          sectors.set(opt.name, n);
+          return true;
+        }
+        case 'disk': {
+          const all = mft.indicesOf(DeviceType.BLOCK_BASIC);
+          if (all.length !== 1) {
+            const list = all.map((i) => mft.name(i)).join(', ');
+            throw new ConfigError(
+              all.length === 0
+                ? `--disk: the unikernel declares no block device`
+                : `--disk: the unikernel declares ${all.length} block devices (${list}); use --block:NAME=PATH`,
+            );
+          }
+          paths.set(mft.name(all[0] as number), opt.path);
+          return true;
+        }
+      }
+    },
+
+    prepare(mft) {
+      const native = config.binding ?? loadNative();
+      for (const [name, path] of paths) {
+        const index = mft.find(name, DeviceType.BLOCK_BASIC);
+        if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+        let fd: number;
+        try {
+          fd = openSync(path, 'r+');
+        } catch (e) {
+          throw new HostError(withErrno(`Could not open block device: ${path}`, e));
+        }
+        devices.set(index, { fd, capacity: 0n, bytesRead: 0, bytesWritten: 0 });
+        names.set(index, name);
+        let capacity: bigint;
+        try {
+          capacity = native.seekEnd(fd);
+        } catch (e) {
+          throw new HostError(withErrno(`${path}: Could not determine capacity`, e));
+        }
+        const size = sectors.get(name) ?? DEFAULT_SECTOR;
+        if (capacity % BigInt(size) !== 0n) {
+          throw new ConfigError(`${name}: Backing storage size must be block aligned (${size} bytes)`);
+        }
+        if (capacity < BigInt(size)) {
+          throw new ConfigError(`${name}: Backing storage must be at least 1 block (${size} bytes) in size`);
+        }
+        (devices.get(index) as BlockDevice).capacity = capacity;
+        const e = mft.entryView(index);
+        e.setBigUint64(Entry.capacity, capacity, true);
+        e.setUint16(Entry.blockSize, size, true);
+        mft.attach(index, fd);
+      }
+    },
+
+    setup(ctx) {
+      if (devices.size === 0) return;
+      const native = config.binding ?? loadNative();
+      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true));
+      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false));
+    },
+
+    close() {
+      for (const d of devices.values()) closeSync(d.fd);
+      devices.clear();
+    },
+
+    stats() {
+      const out: Record<string, { read: number; written: number }> = {};
+      for (const [i, d] of devices) out[names.get(i) as string] = { read: d.bytesRead, written: d.bytesWritten };
+      return out;
+    },
+  };
+}

@@ -1,0 +1,55 @@
+// BLOCK_WRITE / BLOCK_READ (spec §10.4, §10.5). Bounds are computed in 64-bit
+// BigInt, so offsets above 2^53 are exact; data moves with pread/pwrite
+// straight between the file and the guest-memory view, no copy in between.
+import { ArgSize, Result } from '../../monitor/abi.js';
+import { HostError } from '../../monitor/errors.js';
+import type { GuestMemory } from '../../monitor/memory.js';
+import { describeSystemError } from '../../monitor/errors.js';
+import type { NativeBinding } from '../../native/binding.js';
+
+export interface BlockDevice {
+  fd: number;
+  capacity: bigint;
+  /** Bytes moved, for stats. */
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+const I64_MAX = (1n << 63n) - 1n;
+
+/** Makes the handler of BLOCK_WRITE (write = true) or BLOCK_READ. */
+export function blockIoHandler(
+  mem: GuestMemory,
+  devices: ReadonlyMap<number, BlockDevice>,
+  native: NativeBinding,
+  write: boolean,
+): (gpa: number) => void {
+  return (gpa) => {
+    const off = mem.struct(gpa, ArgSize.BLOCK, 'write');
+    const v = mem.view;
+    const retOff = off + 32;
+    const [hLo, hHi] = mem.u64Halves(off);
+    const dev = hHi === 0 ? devices.get(hLo) : undefined;
+    const offset = v.getBigUint64(off + 8, true);
+    const len = v.getBigUint64(off + 24, true);
+    if (!dev || len > I64_MAX || offset >= dev.capacity || offset + len > dev.capacity) {
+      v.setInt32(retOff, Result.EINVAL, true);
+      return;
+    }
+    // Reading from the disk writes guest memory, and the other way round.
+    const { gpa: data, len: n } = mem.regionAt(off + 16, off + 24, write ? 'read' : 'write');
+    const view = mem.bytes.subarray(data, data + n);
+    let done: number;
+    try {
+      done = write ? native.pwriteAll(dev.fd, view, offset) : native.preadAll(dev.fd, view, offset);
+    } catch (e) {
+      throw new HostError(`Fatal error when ${write ? 'writing' : 'reading'}: ${describeSystemError(e)}`);
+    }
+    if (done !== n) {
+      throw new HostError(`Fatal error: ${write ? 'wrote' : 'read'} only ${done} out of ${n} bytes`);
+    }
+    if (write) dev.bytesWritten += n;
+    else dev.bytesRead += n;
+    v.setInt32(retOff, Result.OK, true);
+  };
+}

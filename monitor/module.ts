@@ -42,7 +42,7 @@ export interface Module {
    * the attached devices and records them in the manifest (§4.3). Throws
    * TenderError subclasses for bad devices.
    */
-  prepare?(mft: Manifest): void;
+  prepare?(mft: Manifest, warn: (message: string) => void): void;
   /** Adds bytes to the allocation before guest memory is created (e.g. the net ring). */
   extraMemory?(mft: Manifest): number;
   /** Called once the VM exists, in module order, before boot info is written. */

@@ -9,6 +9,7 @@ void RegisterKvm(Napi::Env, Napi::Object) {}
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
+void RegisterTap(Napi::Env, Napi::Object) {}
 #endif
 }  // namespace ukvm
 
@@ -18,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterWaitset(env, exports);
   ukvm::RegisterBench(env, exports);
   ukvm::RegisterIo(env, exports);
+  ukvm::RegisterTap(env, exports);
 #ifdef __linux__
   exports.Set("platform", Napi::String::New(env, "linux-kvm"));
 #else

@@ -66,6 +66,19 @@ export interface NativeBinding {
   pwriteAll(fd: number, bytes: Uint8Array, position: bigint): number;
   /** lseek(fd, 0, SEEK_END): the size of a file or block device. */
   seekEnd(fd: number): bigint;
+  /** One read(2); returns bytes read, −1 for EAGAIN or 0 bytes, −2 for EINTR. */
+  readFd(fd: number, bytes: Uint8Array): number;
+
+  /** Opens the existing, up tap interface `name` (IFF_TAP | IFF_NO_PI, non-blocking). */
+  tapAttach(name: string): number;
+  /** Name of the tap interface a descriptor is bound to (TUNGETIFF). */
+  tapName(fd: number): string;
+  /** SIOCGIFMTU. */
+  ifMtu(name: string): number;
+  /** GRO and GSO off, best effort; true if both succeeded. */
+  disableOffloads(name: string): boolean;
+  /** O_NONBLOCK and FD_CLOEXEC on an inherited descriptor. */
+  setNonBlocking(fd: number): void;
 
   installKickHandler(): void;
   installTerminationHandlers(signals: readonly number[]): void;
@@ -75,8 +88,11 @@ export interface NativeBinding {
 
   waitsetCreate(): number;
   waitsetAdd(epfd: number, fd: number, key: number): void;
-  /** Returns the number of ready keys written, 0 on timeout, -1 on EINTR. */
-  waitsetWait(epfd: number, timeoutNs: number, keysOut: Int32Array): number;
+  /**
+   * Waits for input or the timeout, first checking without sleeping for up to
+   * spinNs. Returns the number of ready keys written, 0 on timeout, −1 on EINTR.
+   */
+  waitsetWait(epfd: number, timeoutNs: number, keysOut: Int32Array, spinNs?: number): number;
 
   /** Bench only: runs the vCPU to HALT serving hypercalls in C++. */
   benchRunToHalt(slot: number, memory: ArrayBuffer, memSize: number, putsFd: number): number;

@@ -77,5 +77,6 @@ void RegisterSignals(Napi::Env env, Napi::Object exports);
 void RegisterWaitset(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);
 void RegisterIo(Napi::Env env, Napi::Object exports);
+void RegisterTap(Napi::Env env, Napi::Object exports);
 
 }  // namespace ukvm

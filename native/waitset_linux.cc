@@ -44,10 +44,17 @@ static Napi::Value WaitsetAdd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// waitsetWait(epfd, timeoutNs, keysOut: Int32Array): waits until a watched
-// descriptor is readable or timeoutNs elapses. Writes the keys of the ready
-// descriptors into keysOut and returns how many; 0 on timeout; -1 if the wait
-// was interrupted by a signal.
+static double NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// waitsetWait(epfd, timeoutNs, keysOut: Int32Array, spinNs = 0): waits until a
+// watched descriptor is readable or timeoutNs elapses. It first checks without
+// sleeping for up to spinNs (a packet that arrives then is taken without the
+// cost of waking a blocked thread). Writes the keys of the ready descriptors
+// into keysOut and returns how many; 0 on timeout; -1 if interrupted by a signal.
 static Napi::Value WaitsetWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ep;
@@ -66,8 +73,26 @@ static Napi::Value WaitsetWait(const Napi::CallbackInfo& info) {
   Napi::Int32Array keys = ta.As<Napi::Int32Array>();
   size_t cap = keys.ElementLength() < 64 ? keys.ElementLength() : 64;
   struct epoll_event evs[64];
-  int n;
-  if (ns == 0) {
+  int n = 0;
+  double spin = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 0;
+  if (spin > ns) spin = ns;
+  if (spin > 0) {
+    double start = NowNs();
+    double now = start;
+    do {
+      n = epoll_wait(ep, evs, static_cast<int>(cap), 0);
+      if (n != 0) break;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      now = NowNs();
+    } while (now - start < spin);
+    if (n == 0) ns -= now - start;
+    if (ns < 1) ns = 1;
+  }
+  if (n != 0) {
+    // Found while spinning (or failed): handled below.
+  } else if (ns == 0) {
     n = epoll_wait(ep, evs, static_cast<int>(cap), 0);
   } else if (g_have_pwait2.load()) {
     // Timeouts beyond ~292 years are clamped; the guest cannot tell.

@@ -1,0 +1,75 @@
+// NET_WRITE / NET_READ (spec §10.6, §10.7): one frame per call between the
+// tap descriptor and the guest-memory view. Frames are never dropped by the
+// monitor: a full tap queue (EAGAIN) is waited out instead of being fatal.
+import { ArgSize, Result } from '../../monitor/abi.js';
+import { describeSystemError, HostError } from '../../monitor/errors.js';
+import type { GuestMemory } from '../../monitor/memory.js';
+import type { NativeBinding } from '../../native/binding.js';
+
+export interface NetDevice {
+  fd: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function device(mem: GuestMemory, off: number, devices: ReadonlyMap<number, NetDevice>): NetDevice | undefined {
+  const [lo, hi] = mem.u64Halves(off);
+  return hi === 0 ? devices.get(lo) : undefined;
+}
+
+export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding) {
+  return (gpa: number): void => {
+    const off = mem.struct(gpa, ArgSize.NET, 'write');
+    const dev = device(mem, off, devices);
+    if (!dev) {
+      mem.view.setInt32(off + 24, Result.EINVAL, true);
+      return;
+    }
+    const { gpa: data, len } = mem.regionAt(off + 8, off + 16, 'read');
+    const frame = mem.bytes.subarray(data, data + len);
+    for (;;) {
+      let n: number;
+      try {
+        n = native.writeFd(dev.fd, frame);
+      } catch (e) {
+        throw new HostError(`Fatal error when writing: ${describeSystemError(e)}`);
+      }
+      if (n >= 0) {
+        if (n !== len) throw new HostError(`Fatal error: wrote only ${n} out of ${len} bytes`);
+        break;
+      }
+      if (native.pendingSignal() !== 0) return; // the run is ending
+      if (n === -1) Atomics.wait(pause, 0, 0, 1); // tap queue full: retry in 1 ms
+    }
+    dev.txBytes += len;
+    mem.view.setInt32(off + 24, Result.OK, true);
+  };
+}
+
+export function netReadHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding) {
+  return (gpa: number): void => {
+    const off = mem.struct(gpa, ArgSize.NET, 'write');
+    const dev = device(mem, off, devices);
+    if (!dev) {
+      mem.view.setInt32(off + 24, Result.EINVAL, true);
+      return;
+    }
+    const { gpa: data, len } = mem.regionAt(off + 8, off + 16, 'write');
+    let n: number;
+    try {
+      n = native.readFd(dev.fd, mem.bytes.subarray(data, data + len));
+    } catch (e) {
+      throw new HostError(`Fatal error when reading: ${describeSystemError(e)}`);
+    }
+    if (n < 0) {
+      mem.view.setInt32(off + 24, Result.AGAIN, true);
+      return;
+    }
+    dev.rxBytes += n;
+    mem.view.setUint32(off + 16, n, true);
+    mem.view.setUint32(off + 20, 0, true);
+    mem.view.setInt32(off + 24, Result.OK, true);
+  };
+}

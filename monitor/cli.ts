@@ -67,9 +67,9 @@ export function usageText(prog: string, modules: readonly Module[]): string {
     'KERNEL is the filename of the unikernel to run.',
     'ARGS are optional arguments passed to the unikernel.',
     'Core options:',
-    `  [ --mem=512 ] (guest memory in MB)`,
-    '    --help (display this help)',
-    '    --version (display version information)',
+    `  [ --mem=${DEFAULT_MEM_MIB} ] (guest memory in MiB)`,
+    '  [ --help ] (display this help)',
+    '  [ --version ] (display version information)',
     `Compiled-in modules: ${modules.map((m) => m.name).join(' ')}`,
     ...(moduleLines.length ? ['Module options:', ...moduleLines.map((l) => `  ${l}`)] : []),
   ].join('\n');

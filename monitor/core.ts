@@ -22,24 +22,27 @@ export interface CoreHost {
   wait(timeoutNs: number): readonly number[] | null;
 }
 
-/** Per-kind counters, exposed as stats. */
-export interface CoreCounters {
-  exits: Record<string, number>;
-  hypercalls: Record<string, number>;
-}
+/** Exit kinds in the order of their counters. */
+export const EXIT_KINDS = ['io', 'mmio', 'fault', 'interrupted', 'failEntry', 'internalError', 'other'] as const;
+const EXIT_INDEX: Record<VcpuExit['kind'], number> = Object.fromEntries(EXIT_KINDS.map((k, i) => [k, i])) as never;
 
-const HYPERCALL_NAMES = Object.fromEntries(Object.entries(Hypercall).map(([k, v]) => [v, k])) as Record<number, string>;
+/**
+ * Counters of one run: exits per kind (EXIT_KINDS order), then hypercalls per
+ * number 0..8. A plain array by default; the library passes one backed by a
+ * SharedArrayBuffer so another thread can read it while the vCPU runs.
+ */
+export const COUNTERS_LENGTH = EXIT_KINDS.length + HYPERCALL_MAX + 1;
+export const HYPERCALL_COUNTER_BASE = EXIT_KINDS.length;
 
 export class Core {
   private readonly handlers: (HypercallHandler | undefined)[] = new Array(HYPERCALL_MAX + 1);
   private readonly haltHooks: HaltHook[] = [];
   private readonly vmexitHooks: VmexitHook[] = [];
   readonly pollFds: { fd: number; handle: number }[] = [];
-  readonly counters: CoreCounters = { exits: {}, hypercalls: {} };
-
   constructor(
     private readonly mem: GuestMemory,
     private readonly host: CoreHost,
+    readonly counters: Float64Array = new Float64Array(COUNTERS_LENGTH),
   ) {
     this.hypercall(Hypercall.WALLTIME, (gpa) => this.walltime(gpa));
     this.hypercall(Hypercall.POLL, (gpa) => this.poll(gpa));
@@ -75,8 +78,7 @@ export class Core {
 
   /** Handles one exit; returns how the run ended, or null to keep running. */
   dispatch(exit: VcpuExit, vcpu: Pick<Vcpu, 'rip' | 'backendName'>): RunOutcome | null {
-    const exits = this.counters.exits;
-    exits[exit.kind] = (exits[exit.kind] ?? 0) + 1;
+    this.bump(EXIT_INDEX[exit.kind]);
     for (const hook of this.vmexitHooks) if (hook(exit)) return null;
     const kvm = vcpu.backendName;
     switch (exit.kind) {
@@ -108,17 +110,16 @@ export class Core {
     if (!out || size !== 4 || nr < 0 || nr > HYPERCALL_MAX) {
       throw new GuestError(`Invalid guest port access: port=0x${port.toString(16)}`);
     }
-    const counts = this.counters.hypercalls;
-    const name = HYPERCALL_NAMES[nr] ?? String(nr);
-    if (nr === Hypercall.HALT) {
-      counts[name] = (counts[name] ?? 0) + 1;
-      return this.halt(gpa);
-    }
+    this.bump(HYPERCALL_COUNTER_BASE + nr);
+    if (nr === Hypercall.HALT) return this.halt(gpa);
     const fn = this.handlers[nr];
     if (!fn) throw new GuestError(`Invalid guest hypercall: num=${nr}`);
-    counts[name] = (counts[name] ?? 0) + 1;
     fn(gpa);
     return null;
+  }
+
+  private bump(i: number): void {
+    this.counters[i] = (this.counters[i] ?? 0) + 1;
   }
 
   private walltime(gpa: number): void {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { loadNative } from '../native/binding.js';
 import { KvmBackend } from './backend/kvm.js';
 import { firstPass, secondPass, usageText, versionText } from './cli.js';
-import { ExitCode, TenderError, UsageError } from './errors.js';
+import { ExitCode, KernelError, TenderError, UsageError } from './errors.js';
 import { openKernel } from './kernel.js';
-import { defaultModules } from './modules.js';
+import type { Module } from './module.js';
 import { createVm } from './tender.js';
 
 const SIGINT = 2;
@@ -27,10 +27,17 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-/** Runs the tender for argv (without node and script); returns the exit status. */
-export function main(argv: readonly string[], prog: string): number {
+export interface CliOptions {
+  /** Only a kernel whose manifest has exactly these bytes is run (generated monitors). */
+  expectManifest?: Uint8Array;
+}
+
+/**
+ * Runs the tender for argv (without node and script) with these modules;
+ * returns the exit status.
+ */
+export function main(argv: readonly string[], prog: string, modules: readonly Module[], options: CliOptions = {}): number {
   const say = printer(prog);
-  const modules = defaultModules();
   const usage = () => say.raw(usageText(prog, modules));
   try {
     const action = firstPass(argv, modules);
@@ -49,6 +56,10 @@ export function main(argv: readonly string[], prog: string): number {
         break;
     }
     const kernel = openKernel(action.kernel);
+    if (options.expectManifest && !sameBytes(kernel.manifest.bytes, options.expectManifest)) {
+      kernel.close();
+      throw new KernelError(`${action.kernel}: manifest differs from the one this monitor was generated for`);
+    }
     const memoryBytes = secondPass(action.options, kernel.manifest, modules);
     const binding = loadNative();
     binding.installTerminationHandlers([SIGINT, SIGTERM]);
@@ -75,4 +86,8 @@ export function main(argv: readonly string[], prog: string): number {
     say.line(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     return ExitCode.FAILURE;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

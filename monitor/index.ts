@@ -9,3 +9,15 @@ export { defaultModules } from './modules.js';
 export { console } from '../modules/console/index.js';
 export * from './errors.js';
 export { loadNative, type NativeBinding } from '../native/binding.js';
+export {
+  startUnikernel,
+  OptionError,
+  type Unikernel,
+  type UnikernelOptions,
+  type UnikernelStats,
+  type ExitInfo,
+  type ExitReason,
+  type ConsoleTarget,
+} from './library/index.js';
+export { block, type BlockConfig } from '../modules/block/index.js';
+export { net, type NetConfig } from '../modules/net/index.js';

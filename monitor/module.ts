@@ -24,6 +24,11 @@ export interface SetupContext {
   pollFd(fd: number, handle: number): void;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
+  /**
+   * Bytes moved per device, for stats: [2 × handle] = into the guest (block
+   * reads, frames received), [2 × handle + 1] = out of the guest.
+   */
+  readonly deviceBytes: Float64Array;
 }
 
 export interface Module {

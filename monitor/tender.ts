@@ -32,13 +32,22 @@ export interface VmConfig {
    * on busy networks at the price of that much CPU per idle POLL.
    */
   pollSpinNs?: number;
+  /** Core counters (see core.ts); pass a SharedArrayBuffer view to read them from another thread. */
+  counters?: Float64Array;
+  /** Per-device byte counters, DEVICE_BYTES_LENGTH entries (see SetupContext.deviceBytes). */
+  deviceBytes?: Float64Array;
 }
+
+/** Two counters for each of the 64 possible manifest entries. */
+export const DEVICE_BYTES_LENGTH = 128;
 
 export const DEFAULT_POLL_SPIN_NS = 100_000;
 
 export interface Vm {
   readonly memory: GuestMemory;
   readonly core: Core;
+  /** See Vcpu.token. */
+  readonly vcpuToken: number;
   /** Runs the guest until it halts, a signal arrives or stop() is called. */
   run(): RunOutcome;
   /** Safe from any thread: makes run() return { kind: 'stopped' } soon. */
@@ -101,7 +110,7 @@ export function createVm(config: VmConfig): Vm {
         return n < 0 ? null : Array.from(keys.subarray(0, n));
       },
     };
-    const core = new Core(mem, host);
+    const core = new Core(mem, host, config.counters);
     const ctx: SetupContext = {
       mem,
       mft,
@@ -110,6 +119,7 @@ export function createVm(config: VmConfig): Vm {
       onVmexit: (fn) => core.onVmexit(fn),
       pollFd: (fd, handle) => core.pollFd(fd, handle),
       warn: config.warn,
+      deviceBytes: config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH),
     };
     for (const m of modules) m.setup(ctx);
 
@@ -139,6 +149,7 @@ function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, r
   return {
     memory,
     core,
+    vcpuToken: vcpu.token,
     run: () => core.run(vcpu),
     stop: () => vcpu.kick(),
     runFloor(putsFd) {

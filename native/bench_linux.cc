@@ -10,19 +10,21 @@
 
 namespace ukvm {
 
-// benchRunToHalt(slot, memory, memSize, putsFd): returns the HALT status, or
+// benchRunToHalt(token, memory, memSize, putsFd): returns the HALT status, or
 // throws on anything the floor loop does not serve.
 static Napi::Value BenchRunToHalt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int slot, puts_fd;
+  int puts_fd;
   uint64_t mem_size;
-  if (!ArgInt(info, 0, &slot) || info.Length() < 2 || !info[1].IsArrayBuffer() ||
+  int slot = ArgSlot(info, 0);
+  if (slot < 0) return env.Undefined();
+  if (info.Length() < 2 || !info[1].IsArrayBuffer() ||
       !ArgSize(info, 2, &mem_size) || !ArgInt(info, 3, &puts_fd)) {
     ThrowType(env, "expected (slot, memory, memSize, putsFd)");
     return env.Undefined();
   }
   Napi::ArrayBuffer ab = info[1].As<Napi::ArrayBuffer>();
-  if (slot >= kMaxVcpus || !g_vcpus[slot].used.load() || mem_size > ab.ByteLength()) {
+  if (mem_size > ab.ByteLength()) {
     ThrowType(env, "bad vCPU or memory size");
     return env.Undefined();
   }

@@ -19,8 +19,11 @@ export interface CreatedVm {
 }
 
 export interface CreatedVcpu {
-  /** Index in the addon's process-wide vCPU table (for run/kick/destroy). */
-  slot: number;
+  /**
+   * Names this vCPU process-wide for its whole life (run, kick, destroy, …);
+   * a token of a destroyed vCPU never names another one.
+   */
+  token: number;
   vcpuFd: number;
   /** eventfd woken by kick() and by SIGINT/SIGTERM; belongs in the POLL wait set. */
   wakeFd: number;
@@ -45,14 +48,14 @@ export interface NativeBinding {
   supportedCpuid(kvmFd: number, maxEntries: number): ArrayBuffer;
   createVm(kvmFd: number, memSize: number): CreatedVm;
   createVcpu(vmFd: number, runSize: number): CreatedVcpu;
-  destroyVcpu(slot: number): void;
+  destroyVcpu(token: number): void;
   setCpuid(vcpuFd: number, cpuid2: Uint8Array): void;
   getRegs(vcpuFd: number, regs: Uint8Array): void;
   setRegs(vcpuFd: number, regs: Uint8Array): void;
   getSregs(vcpuFd: number, sregs: Uint8Array): void;
   setSregs(vcpuFd: number, sregs: Uint8Array): void;
   tscKhz(vcpuFd: number): number;
-  run(slot: number): RunResult;
+  run(token: number): RunResult;
   /** mprotect; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   closeFd(fd: number): void;
@@ -83,8 +86,11 @@ export interface NativeBinding {
   installKickHandler(): void;
   installTerminationHandlers(signals: readonly number[]): void;
   pendingSignal(): number;
-  kick(slot: number): void;
-  stopRequested(slot: number): boolean;
+  /** Returns false if that vCPU no longer exists. */
+  kick(token: number): boolean;
+  stopRequested(token: number): boolean;
+  /** CPU time (ns) of the thread running that vCPU, from any thread; −1 if unknown. */
+  threadCpuNs(token: number): number;
 
   waitsetCreate(): number;
   waitsetAdd(epfd: number, fd: number, key: number): void;
@@ -95,7 +101,7 @@ export interface NativeBinding {
   waitsetWait(epfd: number, timeoutNs: number, keysOut: Int32Array, spinNs?: number): number;
 
   /** Bench only: runs the vCPU to HALT serving hypercalls in C++. */
-  benchRunToHalt(slot: number, memory: ArrayBuffer, memSize: number, putsFd: number): number;
+  benchRunToHalt(token: number, memory: ArrayBuffer, memSize: number, putsFd: number): number;
 }
 
 let cached: NativeBinding | undefined;

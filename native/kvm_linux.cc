@@ -28,6 +28,12 @@ static_assert(sizeof(struct kvm_regs) == 144 && sizeof(struct kvm_sregs) == 312,
 
 static Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
+int ArgSlot(const Napi::CallbackInfo& info, size_t i) {
+  int slot = info.Length() > i && info[i].IsNumber() ? LiveSlot(info[i].As<Napi::Number>().DoubleValue()) : -1;
+  if (slot < 0) ThrowType(info.Env(), "no such vCPU");
+  return slot;
+}
+
 // openKvm(): fd of /dev/kvm, opened read/write and close-on-exec.
 static Napi::Value OpenKvm(const Napi::CallbackInfo& info) {
   int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -176,7 +182,7 @@ static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
 
 // createVcpu(vmFd, runSize): KVM_CREATE_VCPU 0, mmap of its run area, and a
 // slot in the process-wide vCPU table with a wake-up eventfd for POLL.
-// Returns { slot, vcpuFd, wakeFd, run }.
+// Returns { token, vcpuFd, wakeFd, run }.
 static Napi::Value CreateVcpu(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int vm, run_size;
@@ -226,26 +232,25 @@ static Napi::Value CreateVcpu(const Napi::CallbackInfo& info) {
   s.fd = fd;
   s.wake_fd = wake;
   s.run = static_cast<struct kvm_run*>(run);
-  s.has_thread.store(false);
+  // The creating thread is the one expected to run it (run() re-records it).
+  s.thread.store(pthread_self());
+  s.has_thread.store(true);
   s.stop.store(false);
+  uint32_t gen = s.generation.fetch_add(1) + 1;
   s.used.store(true);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("slot", Num(env, slot));
+  out.Set("token", Num(env, static_cast<double>(gen) * kMaxVcpus + slot));
   out.Set("vcpuFd", Num(env, fd));
   out.Set("wakeFd", Num(env, wake));
   out.Set("run", MappedBuffer(env, run, run_size));
   return out;
 }
 
-// destroyVcpu(slot): leaves the table, closes the vCPU and wake descriptors.
+// destroyVcpu(token): leaves the table, closes the vCPU and wake descriptors.
 // The run area stays mapped until its ArrayBuffer is collected.
 static Napi::Value DestroyVcpu(const Napi::CallbackInfo& info) {
-  int slot;
-  if (!ArgInt(info, 0, &slot)) return info.Env().Undefined();
-  if (slot >= kMaxVcpus || !g_vcpus[slot].used.load()) {
-    ThrowType(info.Env(), "no such vCPU");
-    return info.Env().Undefined();
-  }
+  int slot = ArgSlot(info, 0);
+  if (slot < 0) return info.Env().Undefined();
   VcpuSlot& s = g_vcpus[slot];
   s.used.store(false);
   // A signal handler on another thread may still be about to write to wake_fd;
@@ -264,17 +269,13 @@ static Napi::Value DestroyVcpu(const Napi::CallbackInfo& info) {
 void EnterInterrupt() { g_interrupters.fetch_add(1); }
 void LeaveInterrupt() { g_interrupters.fetch_sub(1); }
 
-// run(slot): one KVM_RUN. Returns 0 when the run area holds an exit to decode,
+// run(token): one KVM_RUN. Returns 0 when the run area holds an exit to decode,
 // 1 when interrupted (EINTR, or a signal/kick is pending), 2 on EFAULT (the
 // host could not back a guest access: a host/guest translation fault).
 static Napi::Value Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int slot;
-  if (!ArgInt(info, 0, &slot)) return env.Undefined();
-  if (slot >= kMaxVcpus || !g_vcpus[slot].used.load()) {
-    ThrowType(env, "no such vCPU");
-    return env.Undefined();
-  }
+  int slot = ArgSlot(info, 0);
+  if (slot < 0) return env.Undefined();
   VcpuSlot& s = g_vcpus[slot];
   s.thread.store(pthread_self());
   s.has_thread.store(true);

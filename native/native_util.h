@@ -72,6 +72,10 @@ inline uint8_t* ArgBytes(const Napi::CallbackInfo& info, size_t i, size_t len) {
   return u8.Data();
 }
 
+// Reads argument i as a vCPU token (vcpu_registry.h) naming a live vCPU;
+// returns its slot, or -1 with a pending TypeError.
+int ArgSlot(const Napi::CallbackInfo& info, size_t i);
+
 void RegisterKvm(Napi::Env env, Napi::Object exports);
 void RegisterSignals(Napi::Env env, Napi::Object exports);
 void RegisterWaitset(Napi::Env env, Napi::Object exports);

@@ -7,6 +7,7 @@
 #include "vcpu_registry.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace ukvm {
@@ -86,30 +87,43 @@ static Napi::Value PendingSignal(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_pending_signal.load());
 }
 
-// kick(slot): ask a vCPU (possibly on another thread) to stop running.
+// kick(token): ask a vCPU (possibly on another thread) to stop running.
+// Returns false if that vCPU no longer exists (nothing to stop).
 static Napi::Value Kick(const Napi::CallbackInfo& info) {
-  int slot;
-  if (!ArgInt(info, 0, &slot)) return info.Env().Undefined();
-  if (slot >= kMaxVcpus || !g_vcpus[slot].used.load()) {
-    ThrowType(info.Env(), "no such vCPU");
-    return info.Env().Undefined();
+  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  EnterInterrupt();  // before the liveness check, so destroyVcpu waits for us
+  int slot = LiveSlot(token);
+  if (slot >= 0) {
+    g_vcpus[slot].stop.store(true);
+    InterruptSlot(slot);
   }
-  EnterInterrupt();
-  g_vcpus[slot].stop.store(true);
-  InterruptSlot(slot);
   LeaveInterrupt();
-  return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), slot >= 0);
 }
 
-// stopRequested(slot): whether kick() was called for this vCPU.
+// stopRequested(token): whether kick() was called for this vCPU.
 static Napi::Value StopRequested(const Napi::CallbackInfo& info) {
-  int slot;
-  if (!ArgInt(info, 0, &slot)) return info.Env().Undefined();
-  bool stop = slot < kMaxVcpus && g_vcpus[slot].stop.load();
-  return Napi::Boolean::New(info.Env(), stop);
+  int slot = ArgSlot(info, 0);
+  if (slot < 0) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), g_vcpus[slot].stop.load());
+}
+
+// threadCpuNs(token): CPU time in ns of the thread running that vCPU (guest
+// time included), readable from any thread; -1 if the vCPU no longer exists.
+static Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
+  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  int slot = LiveSlot(token);
+  if (slot < 0 || !g_vcpus[slot].has_thread.load()) return Napi::Number::New(info.Env(), -1);
+  clockid_t clock;
+  struct timespec ts;
+  if (pthread_getcpuclockid(g_vcpus[slot].thread.load(), &clock) != 0 || clock_gettime(clock, &ts) != 0) {
+    return Napi::Number::New(info.Env(), -1);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec));
 }
 
 void RegisterSignals(Napi::Env env, Napi::Object exports) {
+  exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs));
   exports.Set("installKickHandler", Napi::Function::New(env, InstallKickHandler));
   exports.Set("installTerminationHandlers", Napi::Function::New(env, InstallTerminationHandlers));
   exports.Set("pendingSignal", Napi::Function::New(env, PendingSignal));

@@ -19,9 +19,23 @@ struct VcpuSlot {
   std::atomic<bool> has_thread{false};
   std::atomic<pthread_t> thread{};   // thread that last called run()
   std::atomic<bool> stop{false};     // kick() was called
+  std::atomic<uint32_t> generation{0};  // bumped each time the slot is reused
 };
 
 extern VcpuSlot g_vcpus[kMaxVcpus];
+
+// JavaScript names a vCPU by a token, generation × kMaxVcpus + slot, so a
+// stale token (a VM that ended, its slot since reused) never reaches another
+// VM. Returns the slot a token names if that vCPU is live, else -1.
+inline int LiveSlot(double token) {
+  if (!(token >= 0 && token < 9007199254740992.0)) return -1;
+  uint64_t t = static_cast<uint64_t>(token);
+  if (static_cast<double>(t) != token) return -1;
+  int slot = static_cast<int>(t % kMaxVcpus);
+  uint64_t gen = t / kMaxVcpus;
+  VcpuSlot& s = g_vcpus[slot];
+  return s.used.load() && s.generation.load() == gen ? slot : -1;
+}
 // First SIGINT/SIGTERM number caught, 0 if none (see signals_linux.cc).
 extern std::atomic<int> g_pending_signal;
 // Signal used to knock a vCPU thread out of KVM_RUN / epoll (no-op handler).

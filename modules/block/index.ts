@@ -21,16 +21,10 @@ export interface BlockConfig {
   binding?: NativeBinding;
 }
 
-export interface BlockModule extends Module {
-  /** Bytes read and written per device name, for stats. */
-  stats(): Record<string, { read: number; written: number }>;
-}
-
-export function block(config: BlockConfig = {}): BlockModule {
+export function block(config: BlockConfig = {}): Module {
   const paths = new Map<string, string>(Object.entries(config.paths ?? {}));
   const sectors = new Map<string, number>(Object.entries(config.sectorSizes ?? {}));
   const devices = new Map<number, BlockDevice>();
-  const names = new Map<number, string>();
 
   const declared = (mft: Manifest, name: string, arg: string): void => {
     if (mft.find(name, DeviceType.BLOCK_BASIC) < 0) {
@@ -84,6 +78,12 @@ export function block(config: BlockConfig = {}): BlockModule {
 
     prepare(mft) {
       const native = config.binding ?? loadNative();
+      for (const [name, size] of sectors) {
+        if (mft.find(name, DeviceType.BLOCK_BASIC) < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+        if (parseSectorSize(String(size)) === null) {
+          throw new ConfigError(`Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${size}`);
+        }
+      }
       for (const [name, path] of paths) {
         const index = mft.find(name, DeviceType.BLOCK_BASIC);
         if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
@@ -93,8 +93,7 @@ export function block(config: BlockConfig = {}): BlockModule {
         } catch (e) {
           throw new HostError(withErrno(`Could not open block device: ${path}`, e));
         }
-        devices.set(index, { fd, capacity: 0n, bytesRead: 0, bytesWritten: 0 });
-        names.set(index, name);
+        devices.set(index, { fd, capacity: 0n });
         let capacity: bigint;
         try {
           capacity = native.seekEnd(fd);
@@ -119,19 +118,13 @@ export function block(config: BlockConfig = {}): BlockModule {
     setup(ctx) {
       if (devices.size === 0) return;
       const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true));
-      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false));
+      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true, ctx.deviceBytes));
+      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false, ctx.deviceBytes));
     },
 
     close() {
       for (const d of devices.values()) closeSync(d.fd);
       devices.clear();
-    },
-
-    stats() {
-      const out: Record<string, { read: number; written: number }> = {};
-      for (const [i, d] of devices) out[names.get(i) as string] = { read: d.bytesRead, written: d.bytesWritten };
-      return out;
     },
   };
 }

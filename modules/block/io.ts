@@ -10,9 +10,6 @@ import type { NativeBinding } from '../../native/binding.js';
 export interface BlockDevice {
   fd: number;
   capacity: bigint;
-  /** Bytes moved, for stats. */
-  bytesRead: number;
-  bytesWritten: number;
 }
 
 const I64_MAX = (1n << 63n) - 1n;
@@ -23,6 +20,7 @@ export function blockIoHandler(
   devices: ReadonlyMap<number, BlockDevice>,
   native: NativeBinding,
   write: boolean,
+  deviceBytes: Float64Array,
 ): (gpa: number) => void {
   return (gpa) => {
     const off = mem.struct(gpa, ArgSize.BLOCK, 'write');
@@ -48,8 +46,8 @@ export function blockIoHandler(
     if (done !== n) {
       throw new HostError(`Fatal error: ${write ? 'wrote' : 'read'} only ${done} out of ${n} bytes`);
     }
-    if (write) dev.bytesWritten += n;
-    else dev.bytesRead += n;
+    const counter = 2 * hLo + (write ? 1 : 0);
+    deviceBytes[counter] = (deviceBytes[counter] ?? 0) + n;
     v.setInt32(retOff, Result.OK, true);
   };
 }

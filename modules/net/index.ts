@@ -25,25 +25,23 @@ export interface NetConfig {
   binding?: NativeBinding;
 }
 
-export interface NetModule extends Module {
-  stats(): Record<string, { rx: number; tx: number }>;
-}
-
 interface Wanted {
   iface: string;
   /** The option that asked for it, for "Invalid option" messages. */
   arg: string;
 }
 
-export function net(config: NetConfig = {}): NetModule {
+export function net(config: NetConfig = {}): Module {
   const wanted = new Map<string, Wanted>();
   for (const [name, t] of Object.entries(config.taps ?? {})) {
     const iface = typeof t === 'string' ? t : `@${t.fd}`;
     wanted.set(name, { iface, arg: `--net:${name}=${iface}` });
   }
   const macs = new Map<string, Uint8Array>(Object.entries(config.macs ?? {}));
+  for (const [name, mac] of macs) {
+    if (mac.length !== 6) throw new ConfigError(`${name}: a MAC address has 6 bytes, not ${mac.length}`);
+  }
   const devices = new Map<number, NetDevice>();
-  const names = new Map<number, string>();
 
   const declared = (mft: Manifest, name: string, arg: string): void => {
     if (mft.find(name, DeviceType.NET_BASIC) < 0) {
@@ -131,12 +129,14 @@ export function net(config: NetConfig = {}): NetModule {
 
     prepare(mft, warn) {
       const native = config.binding ?? loadNative();
+      for (const name of macs.keys()) {
+        if (mft.find(name, DeviceType.NET_BASIC) < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+      }
       for (const [name, w] of wanted) {
         const index = mft.find(name, DeviceType.NET_BASIC);
         if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
         const { fd, mtu } = open(native, name, w, warn);
-        devices.set(index, { fd, rxBytes: 0, txBytes: 0 });
-        names.set(index, name);
+        devices.set(index, { fd });
         const e = mft.entryView(index);
         const mac = macs.get(name) ?? randomMac();
         for (let i = 0; i < 6; i++) e.setUint8(Entry.mac + i, mac[i] as number);
@@ -150,20 +150,14 @@ export function net(config: NetConfig = {}): NetModule {
     setup(ctx) {
       if (devices.size === 0) return;
       const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx.mem, devices, native));
-      ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx.mem, devices, native));
+      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx.mem, devices, native, ctx.deviceBytes));
+      ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx.mem, devices, native, ctx.deviceBytes));
       for (const [index, d] of devices) ctx.pollFd(d.fd, index);
     },
 
     close() {
       for (const d of devices.values()) closeSync(d.fd);
       devices.clear();
-    },
-
-    stats() {
-      const out: Record<string, { rx: number; tx: number }> = {};
-      for (const [i, d] of devices) out[names.get(i) as string] = { rx: d.rxBytes, tx: d.txBytes };
-      return out;
     },
   };
 }

@@ -8,21 +8,20 @@ import type { NativeBinding } from '../../native/binding.js';
 
 export interface NetDevice {
   fd: number;
-  rxBytes: number;
-  txBytes: number;
 }
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-function device(mem: GuestMemory, off: number, devices: ReadonlyMap<number, NetDevice>): NetDevice | undefined {
+/** The device named by the handle at off, and its handle. */
+function device(mem: GuestMemory, off: number, devices: ReadonlyMap<number, NetDevice>): [NetDevice | undefined, number] {
   const [lo, hi] = mem.u64Halves(off);
-  return hi === 0 ? devices.get(lo) : undefined;
+  return [hi === 0 ? devices.get(lo) : undefined, lo];
 }
 
-export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding) {
+export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array) {
   return (gpa: number): void => {
     const off = mem.struct(gpa, ArgSize.NET, 'write');
-    const dev = device(mem, off, devices);
+    const [dev, handle] = device(mem, off, devices);
     if (!dev) {
       mem.view.setInt32(off + 24, Result.EINVAL, true);
       return;
@@ -43,15 +42,15 @@ export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, N
       if (native.pendingSignal() !== 0) return; // the run is ending
       if (n === -1) Atomics.wait(pause, 0, 0, 1); // tap queue full: retry in 1 ms
     }
-    dev.txBytes += len;
+    bytes[2 * handle + 1] = (bytes[2 * handle + 1] ?? 0) + len;
     mem.view.setInt32(off + 24, Result.OK, true);
   };
 }
 
-export function netReadHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding) {
+export function netReadHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array) {
   return (gpa: number): void => {
     const off = mem.struct(gpa, ArgSize.NET, 'write');
-    const dev = device(mem, off, devices);
+    const [dev, handle] = device(mem, off, devices);
     if (!dev) {
       mem.view.setInt32(off + 24, Result.EINVAL, true);
       return;
@@ -67,7 +66,7 @@ export function netReadHandler(mem: GuestMemory, devices: ReadonlyMap<number, Ne
       mem.view.setInt32(off + 24, Result.AGAIN, true);
       return;
     }
-    dev.rxBytes += n;
+    bytes[2 * handle] = (bytes[2 * handle] ?? 0) + n;
     mem.view.setUint32(off + 16, n, true);
     mem.view.setUint32(off + 20, 0, true);
     mem.view.setInt32(off + 24, Result.OK, true);

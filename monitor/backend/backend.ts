@@ -29,6 +29,11 @@ export interface Vcpu {
   readonly backendName: string;
   /** Descriptor that becomes readable when the run must stop (signal or kick). */
   readonly wakeFd: number;
+  /**
+   * Opaque number naming this vCPU process-wide, so another thread can stop
+   * it or read its CPU time through the native binding (KVM: the table slot).
+   */
+  readonly token: number;
   /** Sets CPUID, special and general registers; returns the TSC rate in Hz. */
   configure(state: BootState): number;
   run(): VcpuExit;

@@ -77,7 +77,7 @@ class KvmMachine implements Machine {
   createVcpu(): Vcpu {
     try {
       const c = this.b.createVcpu(this.vmFd, this.runSize);
-      return new KvmVcpu(this.b, this.kvmFd, c.slot, c.vcpuFd, c.wakeFd, c.run);
+      return new KvmVcpu(this.b, this.kvmFd, c.token, c.vcpuFd, c.wakeFd, c.run);
     } catch (e) {
       throw ioctlFailed('CREATE_VCPU', e);
     }
@@ -97,13 +97,14 @@ class KvmVcpu implements Vcpu {
   constructor(
     private readonly b: NativeBinding,
     private readonly kvmFd: number,
-    private readonly slot: number,
+    readonly token: number,
     private readonly fd: number,
     readonly wakeFd: number,
     run: ArrayBuffer,
   ) {
     this.runView = new DataView(run);
   }
+
 
   configure(state: BootState): number {
     const b = this.b;
@@ -131,12 +132,12 @@ class KvmVcpu implements Vcpu {
 
   run(): VcpuExit {
     for (;;) {
-      const r = this.b.run(this.slot);
+      const r = this.b.run(this.token);
       if (r === RUN_EXIT) return this.decode();
       if (r === RUN_FAULT) return { kind: 'fault' };
       const signal = this.b.pendingSignal();
       if (signal !== 0) return { kind: 'interrupted', signal };
-      if (this.b.stopRequested(this.slot)) return { kind: 'interrupted', signal: 0 };
+      if (this.b.stopRequested(this.token)) return { kind: 'interrupted', signal: 0 };
       // A stray EINTR: enter the guest again.
     }
   }
@@ -147,17 +148,17 @@ class KvmVcpu implements Vcpu {
   }
 
   runFloor(memory: ArrayBuffer, memSize: number, putsFd: number): number {
-    return this.b.benchRunToHalt(this.slot, memory, memSize, putsFd);
+    return this.b.benchRunToHalt(this.token, memory, memSize, putsFd);
   }
 
   kick(): void {
-    if (!this.closed) this.b.kick(this.slot);
+    if (!this.closed) this.b.kick(this.token);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.b.destroyVcpu(this.slot);
+    this.b.destroyVcpu(this.token);
   }
 
   /** The single decoder of struct kvm_run (offsets from Appendix A). */

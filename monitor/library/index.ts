@@ -1,0 +1,177 @@
+// startUnikernel: runs one unikernel in its own worker thread, so the
+// caller's event loop never blocks and many VMs share one process. The
+// handle reports how the VM ended, stops it, and reads its live statistics.
+import { StringDecoder } from 'node:string_decoder';
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { loadNative } from '../../native/binding.js';
+import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../core.js';
+import { Hypercall, HYPERCALL_MAX } from '../abi.js';
+import { ConfigError, GuestError, HostError, KernelError, TenderError, UsageError } from '../errors.js';
+import { DeviceType } from '../manifest.js';
+import { checkOptions, OptionError, type UnikernelOptions } from './options.js';
+import { type ExitReason, STATS, type WorkerInput, type WorkerMessage } from './shared.js';
+
+export { OptionError, type UnikernelOptions, type ConsoleTarget } from './options.js';
+export type { ExitReason } from './shared.js';
+
+export interface ExitInfo {
+  /** The process exit status the CLI would have given (guest status & 0xFF, or 1). */
+  status: number;
+  reason: ExitReason;
+  /** The diagnostic line for 'fault' and 'error' (what the CLI prints). */
+  message?: string;
+}
+
+export interface UnikernelStats {
+  exits: Record<string, number>;
+  hypercalls: Record<string, number>;
+  /** Per attached device: bytes into the guest (block reads, frames received) and out. */
+  devices: Record<string, { in: number; out: number }>;
+  wallMs: number;
+  vcpuMs: number;
+}
+
+export interface Unikernel {
+  /** Settles once the VM has ended; never rejects. */
+  readonly exited: Promise<ExitInfo>;
+  /** Asks the VM to stop; exited then resolves with reason 'stopped'. */
+  stop(): void;
+  /** Live counters, readable while the guest runs. */
+  stats(): UnikernelStats;
+}
+
+const ERRORS: Record<string, new (message: string) => TenderError> = {
+  UsageError,
+  KernelError,
+  ConfigError,
+  HostError,
+  GuestError,
+  OptionError,
+};
+
+const HYPERCALL_NAMES = Object.fromEntries(Object.entries(Hypercall).map(([k, v]) => [v, k])) as Record<number, string>;
+
+/** Rebuilds the typed error a worker reported. */
+function reviveError(e: { name: string; code: string; message: string; warnings: string[] }): TenderError {
+  const Cls = ERRORS[e.name];
+  const err = Cls ? new Cls(e.message) : new TenderError(e.code, e.message);
+  if (e.warnings.length) Object.assign(err, { warnings: e.warnings });
+  return err;
+}
+
+function consoleWriter(target: UnikernelOptions['console']): (bytes: Uint8Array) => void {
+  if (target === undefined) return (bytes) => process.stdout.write(bytes);
+  if (typeof target === 'function') {
+    const decoder = new StringDecoder('utf8');
+    return (bytes) => {
+      const text = decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      if (text) target(text);
+    };
+  }
+  return (bytes) => target.write(bytes);
+}
+
+/**
+ * Starts a unikernel. Resolves once the VM is built and running; rejects with
+ * a TenderError subclass (its `code` says which kind) for every condition the
+ * CLI rejects: bad options, kernel, manifest, devices, memory, missing KVM.
+ */
+export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
+  try {
+    checkOptions(options);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  const stats = new SharedArrayBuffer(STATS.length * 8);
+  const input: WorkerInput = {
+    kernel: options.kernel,
+    memoryMiB: options.memoryMiB ?? 512,
+    args: [...(options.args ?? [])],
+    block: { ...options.block },
+    blockSectorSize: { ...options.blockSectorSize },
+    net: { ...options.net },
+    netMac: { ...options.netMac },
+    stats,
+    ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),
+  };
+  const writeConsole = consoleWriter(options.console);
+  const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
+  const worker = new Worker(join(import.meta.dirname, 'worker.js'), { workerData: input });
+  const started = Date.now();
+
+  return new Promise<Unikernel>((resolve, reject) => {
+    let token = -1;
+    let stopAsked = false;
+    let ended: ExitInfo | null = null;
+    let endedAt = 0;
+    let names: { name: string; type: number }[] = [];
+    let settle: (info: ExitInfo) => void = () => {};
+    const exited = new Promise<ExitInfo>((r) => (settle = r));
+    const finish = (info: ExitInfo) => {
+      if (ended) return;
+      ended = info;
+      endedAt = Date.now();
+      settle(info);
+    };
+    const handle: Unikernel = {
+      exited,
+      stop() {
+        stopAsked = true;
+        if (token >= 0 && !ended) loadNative().kick(token);
+      },
+      stats: () => readStats(new Float64Array(stats), names, (ended ? endedAt : Date.now()) - started, token, ended !== null),
+    };
+
+    worker.on('message', (m: WorkerMessage) => {
+      switch (m.type) {
+        case 'ready':
+          token = m.token;
+          names = m.manifest;
+          resolve(handle);
+          if (stopAsked) loadNative().kick(token);
+          break;
+        case 'console':
+          writeConsole(m.bytes);
+          break;
+        case 'warn':
+          warn(m.line);
+          break;
+        case 'failed':
+          reject(reviveError(m.error));
+          break;
+        case 'exit':
+          finish(m.message === undefined ? { status: m.status, reason: m.reason } : { status: m.status, reason: m.reason, message: m.message });
+          break;
+      }
+    });
+    worker.on('error', (e) => {
+      const info: ExitInfo = { status: 1, reason: 'error', message: `worker failed: ${e.message}` };
+      reject(new HostError(info.message as string));
+      finish(info);
+    });
+    worker.on('exit', () => {
+      // A worker that ended without a word (it cannot, short of a crash) still settles.
+      reject(new HostError('the VM worker ended before the VM started'));
+      finish({ status: 1, reason: 'error', message: 'the VM worker ended unexpectedly' });
+    });
+  });
+}
+
+function readStats(s: Float64Array, names: { name: string; type: number }[], wallMs: number, token: number, ended: boolean): UnikernelStats {
+  const exits: Record<string, number> = {};
+  EXIT_KINDS.forEach((k, i) => (exits[k] = s[STATS.counters + i] ?? 0));
+  const hypercalls: Record<string, number> = {};
+  for (let nr = 1; nr <= HYPERCALL_MAX; nr++) {
+    hypercalls[HYPERCALL_NAMES[nr] ?? String(nr)] = s[STATS.counters + HYPERCALL_COUNTER_BASE + nr] ?? 0;
+  }
+  const devices: Record<string, { in: number; out: number }> = {};
+  names.forEach((d, i) => {
+    if (d.type === DeviceType.BLOCK_BASIC || d.type === DeviceType.NET_BASIC) {
+      devices[d.name] = { in: s[STATS.deviceBytes + 2 * i] ?? 0, out: s[STATS.deviceBytes + 2 * i + 1] ?? 0 };
+    }
+  });
+  const start = s[STATS.cpuStart] ?? 0;
+  const end = ended ? (s[STATS.cpuEnd] ?? 0) : token >= 0 ? loadNative().threadCpuNs(token) : 0;
+  return { exits, hypercalls, devices, wallMs, vcpuMs: Math.max(0, end - start) / 1e6 };
+}

@@ -1,0 +1,38 @@
+// What the caller's thread and a VM's worker thread exchange: the worker's
+// input, its messages, and the layout of the shared statistics buffer.
+import { COUNTERS_LENGTH } from '../core.js';
+import { DEVICE_BYTES_LENGTH } from '../tender.js';
+
+/** Layout of the SharedArrayBuffer of one VM's stats, in Float64 slots. */
+export const STATS = {
+  counters: 0,
+  deviceBytes: COUNTERS_LENGTH,
+  /** CPU time of the vCPU thread when run() started, ns. */
+  cpuStart: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH,
+  /** ... and when it ended (0 while running). */
+  cpuEnd: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 1,
+  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
+} as const;
+
+/** Options as they cross to the worker (no functions or streams). */
+export interface WorkerInput {
+  kernel: string | Uint8Array;
+  memoryMiB: number;
+  args: string[];
+  block: Record<string, string>;
+  blockSectorSize: Record<string, number>;
+  net: Record<string, string | { fd: number }>;
+  netMac: Record<string, string>;
+  pollSpinNs?: number;
+  stats: SharedArrayBuffer;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; token: number; manifest: { name: string; type: number }[] }
+  | { type: 'console'; bytes: Uint8Array }
+  | { type: 'warn'; line: string }
+  | { type: 'failed'; error: { name: string; code: string; message: string; warnings: string[] } }
+  | { type: 'exit'; status: number; reason: ExitReason; message?: string };
+
+/** Why a VM stopped: it halted, faulted, failed on the host side, or was stopped. */
+export type ExitReason = 'halt' | 'fault' | 'error' | 'stopped';

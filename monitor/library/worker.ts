@@ -67,29 +67,3 @@ function run(): void {
   let message: WorkerMessage;
   try {
     const outcome = vm.run();
-    message = outcome.kind === 'halt'
-      ? { type: 'exit', status: outcome.status & 0xff, reason: 'halt' }
-      : { type: 'exit', status: 1, reason: 'stopped' };
-  } catch (e) {
-    const reason = e instanceof GuestError ? 'fault' : 'error';
-    message = { type: 'exit', status: 1, reason, message: e instanceof Error ? e.message : String(e) };
-  }
-  // Final figures first: the caller may read stats as soon as it hears of the exit.
-  stats[STATS.cpuEnd] = Math.max(loadNative().threadCpuNs(vm.vcpuToken), 0);
-  vm.close();
-  post(message);
-}
-
-run();
-    if (outcome.kind === 'halt') post({ type: 'exit', status: outcome.status & 0xff, reason: 'halt' });
-    else post({ type: 'exit', status: 1, reason: 'stopped' });
-  } catch (e) {
-    const reason = e instanceof GuestError ? 'fault' : 'error';
-    post({ type: 'exit', status: 1, reason, message: e instanceof Error ? e.message : String(e) });
-  } finally {
-    stats[STATS.cpuEnd] = Math.max(loadNative().threadCpuNs(vm.vcpuToken), 0);
-    vm.close();
-  }
-}
-
-run();

@@ -55,8 +55,8 @@ function run(): void {
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));
-    post({ type: 'ready', token: vm.vcpuToken, manifest });
     stats[STATS.cpuStart] = Math.max(binding.threadCpuNs(vm.vcpuToken), 0);
+    post({ type: 'ready', token: vm.vcpuToken, manifest });
   } catch (e) {
     vm?.close();
     const err = e instanceof Error ? e : new Error(String(e));
@@ -67,3 +67,17 @@ function run(): void {
   let message: WorkerMessage;
   try {
     const outcome = vm.run();
+    message = outcome.kind === 'halt'
+      ? { type: 'exit', status: outcome.status & 0xff, reason: 'halt' }
+      : { type: 'exit', status: 1, reason: 'stopped' };
+  } catch (e) {
+    const reason = e instanceof GuestError ? 'fault' : 'error';
+    message = { type: 'exit', status: 1, reason, message: e instanceof Error ? e.message : String(e) };
+  }
+  // Final figures first: the caller may read stats as soon as it hears of the exit.
+  stats[STATS.cpuEnd] = Math.max(loadNative().threadCpuNs(vm.vcpuToken), 0);
+  vm.close();
+  post(message);
+}
+
+run();

@@ -1,3 +1,4 @@
+#define WRMTRR 0
 /* net_echo: a minimal ARP + ICMP echo responder over the NET_* hypercalls
  * (spec §10.3, §10.6, §10.7, §12).
  *
@@ -242,6 +243,7 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   hvt_touch(tx, sizeof tx);
   const struct hvt_mft *m = hvt_mft();
   uint64_t valid = 0;
+
   for (size_t i = 0; i < NDEV; i++) {
     struct dev *d = &devs[i];
     char word[32];
@@ -274,6 +276,9 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
 
   {
     static uint8_t big[65536];
+    hvt_printf("mtrr_def_type=0x%lx cr0=?\n", hvt_rdmsr(0x2ff));
+    if (WRMTRR) hvt_wrmsr(0x2ff, 0x806);
+    hvt_printf("mtrr_def_type=0x%lx pat=0x%lx\n", hvt_rdmsr(0x2ff), hvt_rdmsr(0x277));
     hvt_touch(big, sizeof big);
     uint64_t t0 = hvt_rdtsc();
     volatile uint64_t x = 0;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadNative } from '../native/binding.js';
 import { KvmBackend } from './backend/kvm.js';
 import { firstPass, secondPass, usageText, versionText } from './cli.js';
+import { configure } from './configure.js';
 import { ExitCode, KernelError, TenderError, UsageError } from './errors.js';
 import { openKernel } from './kernel.js';
 import type { Module } from './module.js';
@@ -90,4 +91,16 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** `configure KERNEL -o OUT`: writes a per-unikernel monitor; returns the exit status. */
+export function runConfigure(argv: readonly string[], prog: string): number {
+  const say = printer(prog);
+  try {
+    say.line(configure(argv));
+    return ExitCode.OK;
+  } catch (e) {
+    say.line(e instanceof Error ? e.message : String(e));
+    return ExitCode.FAILURE;
+  }
 }

@@ -9,7 +9,6 @@
 // output is older than its source, any runtime file or this script. Every
 // built binary is checked against spec/HVT-ABI.md §19.1 before it is put in
 // place. A guest may ask for special treatment with a comment line
-//   // hvt-build: sse        (allow SSE/AVX code generation, see sse.c)
 //   // hvt-build: no-check   (skip the §19.1 check, for deliberately bad ELFs)
 // On any failure: the compiler's own output, then one line saying what
 // failed, exit status 1. Messages go to stderr; stdout stays untouched.
@@ -29,15 +28,19 @@ const BASE_CFLAGS = [
   '-std=gnu11', '-Wall', '-Wextra',
   '-ffreestanding', '-fno-stack-protector', '-fno-pic', '-no-pie', '-nostdlib', '-static',
   '-mno-red-zone', '-O2', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables',
-  // PVM (this machine's KVM) can kill a VM that runs SSE code right after a
-  // first touch of a page; only guests that ask for it get SSE at all.
+  '-ffunction-sections', '-fdata-sections',
+  // No compiler-generated SSE anywhere: on PVM hosts (this machine's KVM)
+  // CPL-0 guest code is emulated and the emulator lacks most SSE
+  // instructions. sse.c writes its vector code in assembly and runs it at
+  // CPL 3.
   '-mgeneral-regs-only',
 ];
 const LDFLAGS = [
   '-T', join(RUNTIME, 'guest.ld'),
   '-Wl,-z,max-page-size=0x1000', '-Wl,--build-id=none', '-Wl,--orphan-handling=warn',
+  '-Wl,--gc-sections',
 ];
-const RUNTIME_SOURCES = ['start.S', 'lib.c'];
+const RUNTIME_SOURCES = ['start.S', 'lib.c', 'x86.c'];
 const OBJ = join(OUT, 'obj');
 
 function fail(msg) {
@@ -55,14 +58,6 @@ function directives(src) {
     for (const w of (m[1] ?? '').trim().split(/\s+/)) if (w) words.add(w);
   }
   return words;
-}
-
-function cflagsFor(words) {
-  if (!words.has('sse')) return BASE_CFLAGS;
-  // SSE2 code generation for this file; AVX only through inline assembly
-  // (with -mavx gcc would VEX-encode everything, which faults until the guest
-  // has enabled AVX itself).
-  return [...BASE_CFLAGS.filter((f) => f !== '-mgeneral-regs-only'), '-msse2'];
 }
 
 function run(cmd, args) {
@@ -168,8 +163,7 @@ async function gcc(what, args) {
   return `${what}: ${CC} failed (exit status ${err.code ?? err.signal})`;
 }
 
-// The runtime is always compiled with the base flags (no SSE), whatever the
-// guest asks for; its objects are private to this run of the script.
+// The runtime objects are private to this run of the script.
 async function buildRuntime() {
   mkdirSync(OBJ, { recursive: true });
   const objs = [];
@@ -187,7 +181,7 @@ async function build(name, runtimeObjs) {
   const out = join(OUT, `${name}.hvt`);
   const words = directives(src);
   const tmp = `${out}.${process.pid}.tmp`;
-  const args = [...cflagsFor(words), `-I${RUNTIME}`, ...LDFLAGS, '-o', tmp, ...runtimeObjs, src];
+  const args = [...BASE_CFLAGS, `-I${RUNTIME}`, ...LDFLAGS, '-o', tmp, ...runtimeObjs, src];
   const e = await gcc(`${name}.c`, args);
   if (e) {
     rmSync(tmp, { force: true });

@@ -1,4 +1,4 @@
-#define WRMTRR 0
+#define WRMTRR 1
 /* net_echo: a minimal ARP + ICMP echo responder over the NET_* hypercalls
  * (spec §10.3, §10.6, §10.7, §12).
  *

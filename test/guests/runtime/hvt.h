@@ -228,6 +228,20 @@ int hvt_mft_find(const char *name, uint32_t type);
 /* Zero a range with integer stores (also used to pre-touch pages). */
 void hvt_touch(void *p, size_t len);
 
+/* ---- CPU tables and user mode (x86.c) ---- */
+/* Frame of a CPU exception or `int $0x80`, as pushed by the CPU plus the
+ * vector and a zero error code where the CPU pushes none. */
+struct hvt_trap_regs { uint64_t vector, ec, rip, cs, rflags, rsp, ss; };
+typedef void (*hvt_trap_handler_t)(const struct hvt_trap_regs *);
+/* Load our GDT (+ TSS) and an IDT for vectors 0-31 and 0x80 (callable from
+ * CPL 3). The handler runs at CPL 0 on a private stack and must not return
+ * (it should HALT). */
+void hvt_trap_install(hvt_trap_handler_t handler);
+/* Switch to our own U/S page tables and run fn at CPL 3 on stack_top.
+ * Needs hvt_trap_install first. fn comes back with `int $0x80`; it cannot
+ * issue hypercalls itself (port I/O faults at CPL 3). */
+__attribute__((noreturn)) void hvt_enter_user(void (*fn)(void), uint64_t stack_top);
+
 /* ---- String helpers ---- */
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);

@@ -77,9 +77,19 @@ export function describeSystemError(e: unknown): string {
     if (at >= 0) return err.message.slice(at + 2);
   }
   if (typeof err.errno === 'number') {
-    // Node's fs errors carry a negative errno and libuv's wording.
-    const entry = getSystemErrorMap().get(-Math.abs(err.errno));
+    // Node's fs errors carry a negative errno and libuv's wording; prefer the
+    // C library's text, which is what the reference prints.
+    const text = strerror?.(-err.errno);
+    if (text) return text;
+    const entry = getSystemErrorMap().get(err.errno);
     if (entry) return entry[1].charAt(0).toUpperCase() + entry[1].slice(1);
   }
   return err.message;
+}
+
+let strerror: ((errno: number) => string) | undefined;
+
+/** Lets the monitor use the addon's strerror (set when the addon is loaded). */
+export function useStrerror(fn: (errno: number) => string): void {
+  strerror = fn;
 }

@@ -16,8 +16,21 @@ export interface Kernel {
   close(): void;
 }
 
-function fdSource(fd: number): ByteSource {
-  return { read: (buf, position) => readSync(fd, buf, 0, buf.length, position) };
+/** Largest position a read may reach: the kernel's off_t is signed 64-bit. */
+const OFF_MAX = (1n << 63n) - 1n;
+
+function fdSource(fd: number, name: string): ByteSource {
+  return {
+    read(buf, position) {
+      // No file is that large: a read there finds nothing, like one past EOF.
+      if (position + BigInt(buf.length) > OFF_MAX) return 0;
+      try {
+        return readSync(fd, buf, 0, buf.length, position);
+      } catch (e) {
+        throw new KernelError(withErrno(`${name}: Could not read`, e));
+      }
+    },
+  };
 }
 
 function inspect(name: string, src: ByteSource, closeOnce: () => void): Kernel {
@@ -58,7 +71,7 @@ export function openKernel(path: string): Kernel {
     closeSync(fd);
     throw new KernelError(`${path}: Could not open: Is a directory`);
   }
-  return inspect(path, fdSource(fd), () => closeSync(fd));
+  return inspect(path, fdSource(fd, path), () => closeSync(fd));
 }
 
 /** Checks a kernel given as bytes (library use); `name` is used in messages. */

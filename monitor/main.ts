@@ -56,15 +56,16 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
       case 'run':
         break;
     }
+    // Loaded first so that every message uses the C library's error texts.
+    const binding = loadNative();
     const kernel = openKernel(action.kernel);
     if (options.expectManifest && !sameBytes(kernel.manifest.bytes, options.expectManifest)) {
       kernel.close();
       throw new KernelError(`${action.kernel}: manifest differs from the one this monitor was generated for`);
     }
     const memoryBytes = secondPass(action.options, kernel.manifest, modules);
-    const binding = loadNative();
     binding.installTerminationHandlers([SIGINT, SIGTERM]);
-    const backend = new KvmBackend(binding);
+    const backend = () => new KvmBackend(binding);
     const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding });
     const outcome = vm.run();
     switch (outcome.kind) {

@@ -22,7 +22,8 @@ export interface VmConfig {
   args: readonly string[];
   /** Modules in setup order; their options are already applied. */
   modules: readonly Module[];
-  backend: Backend;
+  /** The hypervisor, or a function making it once the configuration is known to be good. */
+  backend: Backend | (() => Backend);
   /** Receives warning lines (without program prefix). */
   warn: (message: string) => void;
   binding?: NativeBinding;
@@ -69,14 +70,18 @@ export function createVm(config: VmConfig): Vm {
   let vcpu: Vcpu | undefined;
   let epfd = -1;
   try {
-    const cmdline = buildCmdline(config.args);
+    // Checked in the reference's order (§1): memory, devices, command line.
+    const requested = sizeMemory(config.memoryBytes);
+    if (requested.warning) config.warn(requested.warning);
     for (const m of modules) m.prepare?.(mft, config.warn);
     checkAttached(mft);
     const reserve = modules.reduce((sum, m) => sum + (m.extraMemory?.(mft) ?? 0), 0);
-    const size = sizeMemory(config.memoryBytes, reserve);
-    if (size.warning) config.warn(size.warning);
+    const size = reserve ? sizeMemory(config.memoryBytes, reserve) : requested;
+    const cmdline = buildCmdline(config.args);
 
-    machine = config.backend.createMachine(size.allocSize);
+    // Everything the user gave is checked; only now touch the hypervisor.
+    const backend = typeof config.backend === 'function' ? config.backend() : config.backend;
+    machine = backend.createMachine(size.allocSize);
     const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
     const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
@@ -97,6 +102,7 @@ export function createVm(config: VmConfig): Vm {
     const keys = new Int32Array(64);
     const spinNs = config.pollSpinNs ?? DEFAULT_POLL_SPIN_NS;
     const wakeFd = vcpu.wakeFd;
+    const vcpuToken = vcpu.token;
     const host: CoreHost = {
       realtimeInto: (bytes, offset) => binding.realtimeInto(bytes, offset),
       wait(timeoutNs) {
@@ -106,7 +112,14 @@ export function createVm(config: VmConfig): Vm {
           for (const p of core.pollFds) binding.waitsetAdd(epfd, p.fd, p.handle);
         }
         // Spinning only helps when a device may become ready.
-        const n = binding.waitsetWait(epfd, timeoutNs, keys, core.pollFds.length ? spinNs : 0);
+        const spin = core.pollFds.length ? spinNs : 0;
+        const start = performance.now();
+        let n = binding.waitsetWait(epfd, timeoutNs, keys, spin);
+        // A signal that is not ours to act on (SIGWINCH, …) restarts the wait (§10.3).
+        while (n < 0 && binding.pendingSignal() === 0 && !binding.stopRequested(vcpuToken)) {
+          const left = timeoutNs - (performance.now() - start) * 1e6;
+          n = left > 0 ? binding.waitsetWait(epfd, left, keys, 0) : 0;
+        }
         return n < 0 ? null : Array.from(keys.subarray(0, n));
       },
     };

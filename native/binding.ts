@@ -4,6 +4,7 @@
 // arguments before calling across. Tests inject a fake NativeBinding instead.
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { useStrerror } from '../monitor/errors.js';
 
 /** An Error thrown by the addon for a failed system call. */
 export interface NativeError extends Error {
@@ -59,6 +60,8 @@ export interface NativeBinding {
   /** mprotect; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   closeFd(fd: number): void;
+  /** The C library's strerror text for a (positive) errno. */
+  strerror(errno: number): string;
   /** One write(2); returns bytes written, −1 for EAGAIN, −2 for EINTR. */
   writeFd(fd: number, bytes: Uint8Array): number;
   /** Stores CLOCK_REALTIME ns as a little-endian u64 at bytes[offset]. */
@@ -112,6 +115,7 @@ export function loadNative(): NativeBinding {
     const require = createRequire(import.meta.url);
     // dist/native/binding.js → <root>/build/Release
     cached = require(join(import.meta.dirname, '..', '..', 'build', 'Release', 'ukvm_native.node')) as NativeBinding;
+    useStrerror(cached.strerror);
   }
   return cached;
 }

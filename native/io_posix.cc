@@ -106,7 +106,16 @@ static Napi::Value SeekEnd(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(end));
 }
 
+// strerror(errno): the C library's text, so messages read like the
+// reference's (+errno) ones rather than libuv's wording.
+static Napi::Value StrError(const Napi::CallbackInfo& info) {
+  int e;
+  if (!ArgInt(info, 0, &e)) return info.Env().Undefined();
+  return Napi::String::New(info.Env(), strerror(e));
+}
+
 void RegisterIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("preadAll", Napi::Function::New(env, Transfer<false>));
   exports.Set("pwriteAll", Napi::Function::New(env, Transfer<true>));
   exports.Set("seekEnd", Napi::Function::New(env, SeekEnd));

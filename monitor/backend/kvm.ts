@@ -22,6 +22,15 @@ function ioctlFailed(name: string, e: unknown): HostError {
   return new HostError(withErrno(`KVM: ioctl (${name}) failed`, e));
 }
 
+/** Runs one ioctl, turning its failure into the reference's fatal message. */
+function hostIoctl<T>(name: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw ioctlFailed(name, e);
+  }
+}
+
 export class KvmBackend implements Backend {
   private readonly kvmFd: number;
   private readonly runSize: number;
@@ -32,14 +41,15 @@ export class KvmBackend implements Backend {
     } catch (e) {
       throw new HostError(withErrno('Could not open: /dev/kvm', e));
     }
-    const version = b.apiVersion(this.kvmFd);
+    const kvm = this.kvmFd;
+    const version = hostIoctl('KVM_GET_API_VERSION', () => b.apiVersion(kvm));
     if (version !== KVM_API_VERSION) {
       throw new HostError(`KVM: API version is ${version}, ukvm-ts requires version ${KVM_API_VERSION}`);
     }
-    if (b.checkExtension(this.kvmFd, CAP_USER_MEMORY) !== 1) {
+    if (hostIoctl('KVM_CHECK_EXTENSION', () => b.checkExtension(kvm, CAP_USER_MEMORY)) !== 1) {
       throw new HostError('KVM: host does not support KVM_CAP_USER_MEMORY');
     }
-    this.runSize = b.vcpuMmapSize(this.kvmFd);
+    this.runSize = hostIoctl('KVM_GET_VCPU_MMAP_SIZE', () => b.vcpuMmapSize(kvm));
     if (this.runSize < b.kvmRunSize) throw new HostError(`KVM: invalid VCPU_MMAP_SIZE: ${this.runSize}`);
     // Without this handler a kick would kill the process (default action).
     b.installKickHandler();
@@ -114,9 +124,9 @@ class KvmVcpu implements Vcpu {
     } catch (e) {
       throw ioctlFailed('GET_SUPPORTED_CPUID', e);
     }
-    this.step('SET_CPUID2', () => b.setCpuid(this.fd, new Uint8Array(cpuid)));
-    this.step('SET_SREGS', () => b.setSregs(this.fd, initialSregs()));
-    if (this.step('KVM_CHECK_EXTENSION', () => b.checkExtension(this.kvmFd, CAP_GET_TSC_KHZ)) <= 0) {
+    hostIoctl('SET_CPUID2', () => b.setCpuid(this.fd, new Uint8Array(cpuid)));
+    hostIoctl('SET_SREGS', () => b.setSregs(this.fd, initialSregs()));
+    if (hostIoctl('KVM_CHECK_EXTENSION', () => b.checkExtension(this.kvmFd, CAP_GET_TSC_KHZ)) <= 0) {
       throw new HostError('KVM: host does not support KVM_CAP_GET_TSC_KHZ');
     }
     let khz;
@@ -126,7 +136,7 @@ class KvmVcpu implements Vcpu {
       if (isNativeError(e) && e.code === 'EIO') throw new HostError('KVM: host TSC is unstable, cannot continue');
       throw ioctlFailed('KVM_GET_TSC_KHZ', e);
     }
-    this.step('SET_REGS', () => b.setRegs(this.fd, initialRegs(state.entry, state.memSize)));
+    hostIoctl('SET_REGS', () => b.setRegs(this.fd, initialRegs(state.entry, state.memSize)));
     return khz * 1000;
   }
 
@@ -143,7 +153,7 @@ class KvmVcpu implements Vcpu {
   }
 
   rip(): bigint {
-    this.step('GET_REGS', () => this.b.getRegs(this.fd, this.regs));
+    hostIoctl('GET_REGS', () => this.b.getRegs(this.fd, this.regs));
     return ripOf(this.regs);
   }
 
@@ -186,14 +196,6 @@ class KvmVcpu implements Vcpu {
         return { kind: 'internalError', suberror: v.getUint32(32, true) };
       default:
         return { kind: 'other', reason };
-    }
-  }
-
-  private step<T>(name: string, fn: () => T): T {
-    try {
-      return fn();
-    } catch (e) {
-      throw ioctlFailed(name, e);
     }
   }
 }

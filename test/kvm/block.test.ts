@@ -71,15 +71,15 @@ afterAll(() => {
 
 describeKvm('block: reads and writes (block_rw)', () => {
   it('default block size 512: manifest copy, every block written and read back, edge cases, disk checked from the host', () => {
-    const d = disk(1024 * 1024);
+    const d = disk(256 * 1024);
     const r = runTender([`--block:storage=${d}`, RW, 'rw', '11']);
     expectOk(r, 'block_rw: ok');
     expect(lines(r.stdout)).toEqual([
-      'block_rw: handle=1 capacity=1048576 block_size=512 attached=1',
-      'block_rw: wrote and verified 2048 blocks',
+      'block_rw: handle=1 capacity=262144 block_size=512 attached=1',
+      'block_rw: wrote and verified 512 blocks',
       'block_rw: ok',
     ]);
-    expect(statSync(d).size).toBe(1024 * 1024);
+    expect(statSync(d).size).toBe(256 * 1024);
     expectPattern(d, 11, 512);
   });
 
@@ -153,7 +153,7 @@ describeKvm('block: reads and writes (block_rw)', () => {
   });
 
   it('a host block device (loop device over a temporary image)', (ctx) => {
-    const img = disk(256 * 1024);
+    const img = disk(128 * 1024);
     const loop = attachLoop(img);
     if (!loop.ok) {
       console.warn(`block test: host block device case skipped: ${loop.reason}`);
@@ -163,9 +163,9 @@ describeKvm('block: reads and writes (block_rw)', () => {
     try {
       const r = runTender([`--block:storage=${loop.device}`, RW, 'rw', '31']);
       expectOk(r, 'block_rw: ok');
-      expect(lines(r.stdout)[0]).toBe('block_rw: handle=1 capacity=262144 block_size=512 attached=1');
+      expect(lines(r.stdout)[0]).toBe('block_rw: handle=1 capacity=131072 block_size=512 attached=1');
       expectOk(runTender([`--block:storage=${loop.device}`, RW, 'verify', '31']), 'block_rw: ok');
-      expect(patternMismatch(readAt(loop.device, 0, 256 * 1024), 31, 512)).toBeNull();
+      expect(patternMismatch(readAt(loop.device, 0, 128 * 1024), 31, 512)).toBeNull();
     } finally {
       detachLoop(loop.device);
     }

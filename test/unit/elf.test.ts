@@ -361,12 +361,10 @@ describe('kernels read from a file descriptor (openKernel)', () => {
     expect(kernelError(() => openKernel(b)).message).toBe(`${b}: phdr[${ABI_PH}] bytes read mismatches note size (0 != 20)`);
   });
 
-  // BUG (monitor/kernel.ts fdSource): the u64 file position is handed to
-  // fs.readSync as is; Node rejects positions >= 2^63 with a RangeError
-  // (ERR_OUT_OF_RANGE), which inspect() turns into
-  // "<K>: Could not read: The value of "position" is out of range. ..."
-  // instead of the short-read message of §3.6 (N0c here).
-  it.fails('N0c when e_phoff >= 2^63 (fd source)', () => {
+  // Regression: positions >= 2^63 once reached fs.readSync, whose RangeError
+  // became "Could not read: The value of "position" is out of range" instead
+  // of the short-read message of §3.6 (N0c here). Now they read nothing.
+  it('N0c when e_phoff >= 2^63 (fd source)', () => {
     const p = file('phoff63.hvt', kernel({ header: { phoff: 1n << 63n } }));
     expect(kernelError(() => openKernel(p)).message).toMatch(
       /: invalid executable: program header does not match the expected size \(\d+ != 336 while loading note\)$/,
@@ -374,7 +372,7 @@ describe('kernels read from a file descriptor (openKernel)', () => {
   });
 
   // Same bug, note reader: expected N2.
-  it.fails('N2 when a PT_NOTE p_offset >= 2^63 (fd source)', () => {
+  it('N2 when a PT_NOTE p_offset >= 2^63 (fd source)', () => {
     const p = file('noteoff63.hvt', kernel({ abiPhdr: { offset: (1n << 64n) - 1n } }));
     expect(kernelError(() => openKernel(p)).message).toMatch(/: phdr\[4\] bytes read mismatches note size \(\d+ != 20\)$/);
   });

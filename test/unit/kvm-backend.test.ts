@@ -133,7 +133,7 @@ describe('opening /dev/kvm (§7.1)', () => {
   // Inappropriate ioctl for device" instead of the HostError
   // "KVM: ioctl (GET_API_VERSION) failed: Inappropriate ioctl for device".
   // Same for KVM_CHECK_EXTENSION and KVM_GET_VCPU_MMAP_SIZE there.
-  it.fails('an ioctl failure while checking the host is a HostError naming the ioctl', () => {
+  it('an ioctl failure while checking the host is a HostError naming the ioctl', () => {
     const f = fake({ apiVersion: throwing(nativeError('KVM_GET_API_VERSION', 25, 'ENOTTY', 'Inappropriate ioctl for device')) });
     expect(hostError(() => new KvmBackend(f.binding))).toMatch(/^KVM: ioctl \(\w+\) failed: Inappropriate ioctl for device$/);
   });

@@ -381,15 +381,26 @@ describe('loading through a file descriptor (openKernel)', () => {
     );
   });
 
-  // BUG (monitor/kernel.ts fdSource): p_offset >= 2^63 reaches fs.readSync,
-  // which throws a RangeError (ERR_OUT_OF_RANGE) instead of reading 0 bytes.
-  // The loader lets it escape as a non-TenderError, so the CLI prints
-  // "internal error: The value of "position" is out of range. ..." instead
-  // of rule 9's "host file segment mismatched" message.
-  it.fails('9: short read with p_offset >= 2^63', () => {
+  // Regression: p_offset >= 2^63 once reached fs.readSync, whose RangeError
+  // escaped as "internal error: …" instead of rule 9's "host file segment
+  // mismatched" message.
+  it('9: short read with p_offset >= 2^63', () => {
     let err: unknown;
     try {
       loadFile('off63.hvt', one({ filesz: 0x100, offset: 1n << 63n }));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KernelError);
+    expect((err as Error).message).toMatch(/phdr\[0\] host file segment mismatched \(pread_in_full returned \d+ != 256 \(p_filesz\)\)$/);
+  });
+
+  // Same family: just below 2^63 the read failed with EINVAL (offset + length
+  // overflows loff_t) and escaped as "internal error: EINVAL …".
+  it('9: short read with p_offset = 2^63 - 1', () => {
+    let err: unknown;
+    try {
+      loadFile('off63m1.hvt', one({ filesz: 0x100, offset: (1n << 63n) - 1n }));
     } catch (e) {
       err = e;
     }

@@ -238,8 +238,9 @@ typedef void (*hvt_trap_handler_t)(const struct hvt_trap_regs *);
  * (it should HALT). */
 void hvt_trap_install(hvt_trap_handler_t handler);
 /* Switch to our own U/S page tables and run fn at CPL 3 on stack_top.
- * Needs hvt_trap_install first. fn comes back with `int $0x80`; it cannot
- * issue hypercalls itself (port I/O faults at CPL 3). */
+ * Needs hvt_trap_install first. fn comes back to CPL 0 through an exception
+ * (e.g. ud2; on PVM `int $0x80` may arrive as #UD too); it cannot issue
+ * hypercalls itself (port I/O faults at CPL 3). */
 __attribute__((noreturn)) void hvt_enter_user(void (*fn)(void), uint64_t stack_top);
 
 /* ---- String helpers ---- */

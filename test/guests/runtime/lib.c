@@ -5,7 +5,7 @@
 const struct hvt_boot_info *hvt_bi;
 uint64_t hvt_entry_regs[HVT_ENTRY_NREGS];
 /* Initialised data, so that every guest has a file-backed data PT_LOAD. */
-volatile uint64_t hvt_data_marker = 0x5eed5eed5eed5eedull;
+__attribute__((section(".data.hvt_keep"))) volatile uint64_t hvt_data_marker = 0x5eed5eed5eed5eedull;
 
 /* Called by _start (start.S) with RDI = boot info. Never returns. */
 __attribute__((noreturn)) void hvt_runtime_start(const struct hvt_boot_info *bi) {

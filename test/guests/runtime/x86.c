@@ -79,7 +79,7 @@ void hvt_trap_install(hvt_trap_handler_t handler) {
   gdt[1] = 0x00AF99000000FFFFull; /* 64-bit code, DPL 0 */
   gdt[2] = 0x00CF93000000FFFFull; /* data, DPL 0 */
   gdt[3] = 0x00CFF3000000FFFFull; /* data, DPL 3 */
-  gdt[4] = 0x00AFF9000000FFFFull; /* 64-bit code, DPL 3 */
+  gdt[4] = 0x00AFFB000000FFFFull; /* 64-bit code, DPL 3 */
   uint64_t t = (uint64_t)(uintptr_t)tss;
   uint64_t sp0 = (uint64_t)(uintptr_t)&kstack[2048];
   tss[1] = (uint32_t)sp0; /* RSP0 */

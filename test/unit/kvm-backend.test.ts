@@ -126,13 +126,10 @@ describe('opening /dev/kvm (§7.1)', () => {
     expect(f.calls).toEqual(['openKvm()', `apiVersion(${KVM_FD})`, `checkExtension(${KVM_FD},3)`, `vcpuMmapSize(${KVM_FD})`, 'installKickHandler()']);
   });
 
-  // BUG (monitor/backend/kvm.ts, KvmBackend constructor): a failing
-  // KVM_GET_API_VERSION (e.g. /dev/kvm is some other device, as when a
-  // container bind-mounts /dev/null there: ENOTTY) is not caught, so the raw
-  // native error escapes and main prints "internal error: KVM_GET_API_VERSION:
-  // Inappropriate ioctl for device" instead of the HostError
-  // "KVM: ioctl (GET_API_VERSION) failed: Inappropriate ioctl for device".
-  // Same for KVM_CHECK_EXTENSION and KVM_GET_VCPU_MMAP_SIZE there.
+  // Regression: a failing KVM_GET_API_VERSION (e.g. /dev/kvm is another
+  // device, as when a container bind-mounts /dev/null there: ENOTTY) once
+  // escaped as "internal error: …" instead of this HostError. The same holds
+  // for KVM_CHECK_EXTENSION and KVM_GET_VCPU_MMAP_SIZE there.
   it('an ioctl failure while checking the host is a HostError naming the ioctl', () => {
     const f = fake({ apiVersion: throwing(nativeError('KVM_GET_API_VERSION', 25, 'ENOTTY', 'Inappropriate ioctl for device')) });
     expect(hostError(() => new KvmBackend(f.binding))).toMatch(/^KVM: ioctl \(\w+\) failed: Inappropriate ioctl for device$/);

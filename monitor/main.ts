@@ -33,6 +33,12 @@ export interface CliOptions {
   expectManifest?: Uint8Array;
 }
 
+/** UKVM_POLL_SPIN_NS tunes how long POLL spins before it sleeps (see VmConfig.pollSpinNs). */
+function pollSpin(): { pollSpinNs?: number } {
+  const v = process.env['UKVM_POLL_SPIN_NS'];
+  return v !== undefined && /^[0-9]{1,10}$/.test(v) ? { pollSpinNs: Number(v) } : {};
+}
+
 /**
  * Runs the tender for argv (without node and script) with these modules;
  * returns the exit status.
@@ -66,7 +72,7 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
     const memoryBytes = secondPass(action.options, kernel.manifest, modules);
     binding.installTerminationHandlers([SIGINT, SIGTERM]);
     const backend = () => new KvmBackend(binding);
-    const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding });
+    const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding, ...pollSpin() });
     const outcome = vm.run();
     switch (outcome.kind) {
       case 'halt':

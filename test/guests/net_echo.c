@@ -12,11 +12,15 @@
  * with "quit", or after N echo replies if N is given (N = 0: no limit).
  *
  * Before any traffic it checks and prints (one line each):
- *   PROG: dev=NAME handle=H mac=.. mtu=N ip=.. mem_size=N host_features=N net_ring=N
+ *   PROG: dev=NAME handle=H mac=.. mtu=N ip=.. mem_size=N host_features=N
+ *         net_ring=N attached=N        (one line per device; mtu as given)
  *   read-empty(NAME): AGAIN            NET_READ with nothing pending, len kept
+ *                                      (else "ret=R len=L"; a frame is handled)
  *   poll-empty: ret=0 ready=0x0        POLL with a zero timeout
  *   wrong-handle 0x..: read=R write=W  NET_READ/NET_WRITE with bad handles
- * and at the end
+ *   PROG: ready
+ * then serves: POLL (1 s timeout), then up to BATCH frames per device in
+ * turn until every device says AGAIN. At the end it prints
  *   PROG: replies=N arp=N bad_checksums=N ignored=N poll_bogus=N
  *         poll_mismatch=N poll_spurious=N unflagged=N      (one line)
  *   dev NAME: replies=N

@@ -19,6 +19,10 @@
  *   read-bad-handle-data-outside  handle 0 and data outside: the handle is
  *                          checked first, so ret=2 (EINVAL), not fatal
  *   write-ok               a valid 60-byte frame: ret=0
+ *   poll-wait              prints "polling", then POLLs with a one-hour
+ *                          timeout; prints "poll: ret=N ready=0x.." and exits
+ *                          0 if the service device (bit 1) woke it, else 2.
+ *                          (For input-wakes-POLL and signal-during-POLL tests.)
  */
 #include "hvt.h"
 
@@ -82,6 +86,12 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   } else if (strcmp(mode, "read-bad-handle-data-outside") == 0) {
     want = HVT_EINVAL;
     ret = net_io(HVT_HC_NET_READ, 0, top + 0x1000, 1514);
+  } else if (strcmp(mode, "poll-wait") == 0) {
+    uint64_t rs = 0;
+    hvt_puts("polling\n");
+    int n = hvt_poll(3600ull * 1000000000ull, &rs);
+    hvt_printf("poll: ret=%d ready=0x%lx\n", n, rs);
+    return n == 1 && rs == 2 ? 0 : 2;
   } else if (strcmp(mode, "write-ok") == 0) {
     want = HVT_OK;
     ret = net_io(HVT_HC_NET_WRITE, 1, okbuf, 60);

@@ -66,6 +66,19 @@ export class Proc {
     }
   }
 
+  /** Waits for the exit; after timeoutMs kills the process (the result then says timedOut). */
+  async wait(timeoutMs: number): Promise<ProcResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+    await Promise.race([this.done, late]);
+    clearTimeout(timer);
+    if (this.running) {
+      this.timedOut = true;
+      this.kill('SIGKILL');
+    }
+    return this.done;
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (this.running) this.child.kill(signal);
   }

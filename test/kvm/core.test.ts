@@ -143,9 +143,19 @@ describeKvm('guest memory size (spec §6.1, §8.2)', () => {
     expect(values(r.stdout).get('mem_size')).toBe('4294967296');
   });
 
-  it.each(['--mem=4098', '--mem=-1'])('%s exceeds the 4 GiB limit', (opt) => {
-    const r = runTender([opt, HELLO]);
-    expect(r.stderr).toMatch(/^ukvm-ts: guest memory size \d+ bytes exceeds the max size 4294967296 bytes\n$/);
+  it('--mem=4098 exceeds the 4 GiB limit', () => {
+    const r = runTender(['--mem=4098', HELLO]);
+    expect(r.stderr).toBe(`${P}guest memory size 4297064448 bytes exceeds the max size 4294967296 bytes\n`);
+    expect(r.stdout).toBe('');
+    expect(r.status).toBe(1);
+  });
+
+  it('--mem=-1 wraps to 2^64 - 1 MiB: adjusted to 2 MiB granularity, then too big', () => {
+    const r = runTender(['--mem=-1', HELLO]);
+    expect(r.stderr).toBe(
+      `${P}adjusting memory to 18446744073707454464 bytes\n` +
+        `${P}guest memory size 18446744073707454464 bytes exceeds the max size 4294967296 bytes\n`,
+    );
     expect(r.stdout).toBe('');
     expect(r.status).toBe(1);
   });
@@ -221,6 +231,12 @@ describeKvm('program name in diagnostics', () => {
     expect(r.stderr).toMatch(/^solo5-hvt: Invalid option: `--foo'\nusage: solo5-hvt /);
     expect(r.stdout).toBe('');
     expect(r.status).toBe(1);
+  });
+
+  it('--version names the link too', () => {
+    const r = runTender(['--version'], { bin: link });
+    expect(r.stderr).toMatch(/^solo5-hvt\b.*version.*\nABI version 2\n$/);
+    expect(r.status).toBe(0);
   });
 
   it('and runs guests like the original', () => {

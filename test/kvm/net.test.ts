@@ -162,12 +162,12 @@ async function startEcho(ns: Netns, args: string[]): Promise<Proc> {
   return t;
 }
 
-/** Sends the UDP "quit" to ip and returns the guest's result (it must exit 0). */
+/** Sends the UDP "quit" to ip and returns the guest's result (it must exit 0 within a minute). */
 async function quit(ns: Netns, t: Proc, ip: string): Promise<ProcResult> {
   await ns.sendUdp(ip, 9, 'quit');
-  const r = await t.done;
+  const r = await t.wait(60_000);
+  expect(r.timedOut, `the guest did not exit after "quit"\n${r.stdout}${r.stderr}`).toBe(false);
   expect(r.stderr).toBe('');
-  expect(r.timedOut).toBe(false);
   expect(r.status).toBe(0);
   return r;
 }
@@ -254,8 +254,17 @@ describeNet('net: traffic (net_echo)', () => {
     expect(devReplies(r.stdout, 'service')).toBe(sent);
   }, 900_000);
 
-  it('start-up state: mem_size is the --mem size, no ring, NET_READ with nothing pending is AGAIN, bad handles are EINVAL', async () => {
-    for (const [mem, size] of [[['--mem=64'], 67108864], [[], 536870912], [['--mem=66'], 69206016]] as const) {
+  it('start-up state: mem_size is the --mem size (4094 MiB for 4096), no ring, NET_READ with nothing pending is AGAIN, bad handles are EINVAL', async () => {
+    // --mem=4096 cannot grow past the 4 GiB cap: the ring's 2 MiB come out of
+    // the guest's share (spec §6.1 step 5). --mem=2 is the smallest guest.
+    const cases = [
+      [['--mem=64'], 67108864],
+      [[], 536870912],
+      [['--mem=66'], 69206016],
+      [['--mem=2'], 2097152],
+      [['--mem=4096'], 4292870144],
+    ] as const;
+    for (const [mem, size] of cases) {
       const tap = ns.addTap();
       const t = await startEcho(ns, [...mem, `--net:service=${tap.name}`, ECHO, tap.guestIp]);
       const r = await quit(ns, t, tap.guestIp);
@@ -383,6 +392,13 @@ describeNet('net: other ways to attach', () => {
     expect(neigh).toBe(dev.mac);
   }, 120_000);
 
+  it('--net: given twice for one device: the later interface wins', async () => {
+    const first = ns.addTap();
+    const second = ns.addTap();
+    const { dev, neigh } = await echoOnce(ns, second, [`--net:service=${first.name}`, `--net:service=${second.name}`]);
+    expect(neigh).toBe(dev.mac);
+  }, 120_000);
+
   it.skipIf(!havePython)('@FD: an open tap descriptor inherited as fd 3; pings work and the MTU is the tap\'s', async () => {
     const tap = ns.addTap({ mtu: 4000 });
     // Opens /dev/net/tun, binds it to the tap (TUNSETIFF, IFF_TAP | IFF_NO_PI),
@@ -408,6 +424,32 @@ describeNet('net: other ways to attach', () => {
     expect(lines(r.stdout)).toContain('read-empty(service): AGAIN');
     expect(counters(r.stdout).replies).toBe(1_050);
   }, 300_000);
+});
+
+describeNet('net: POLL (net_hostile poll-wait)', () => {
+  it('a frame arriving ends a one-hour POLL: ret=1, ready_set = bit of the device', async () => {
+    const tap = ns.addTap();
+    const t = ns.spawnTender([`--net:service=${tap.name}`, HOSTILE, 'poll-wait'], 120_000);
+    await t.waitFor(/^polling$/m);
+    // The guest does not answer: this ping only makes the host send an ARP request.
+    await ns.run('ping', ['-c', '1', '-W', '1', tap.guestIp], 30_000);
+    const r = await t.wait(60_000);
+    expect(r.stderr).toBe('');
+    expect(lines(r.stdout)).toEqual(['mode: poll-wait', 'polling', 'poll: ret=1 ready=0x2']);
+    expect(r.status).toBe(0);
+  }, 120_000);
+
+  it('SIGTERM while the guest waits in a one-hour POLL ends the run: Exiting on signal 15, exit 1', async () => {
+    const tap = ns.addTap();
+    const t = ns.spawnTender([`--net:service=${tap.name}`, HOSTILE, 'poll-wait'], 60_000);
+    await t.waitFor(/^polling$/m);
+    t.kill('SIGTERM');
+    const r = await t.wait(30_000);
+    expect(r.timedOut).toBe(false);
+    expect(r.stderr).toBe(`${P}Exiting on signal 15\n`);
+    expect(lines(r.stdout)).toEqual(['mode: poll-wait', 'polling']);
+    expect(r.status).toBe(1);
+  }, 120_000);
 });
 
 describeNet('net: hostile guests (net_hostile)', () => {

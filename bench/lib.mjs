@@ -44,11 +44,11 @@ let binding;
 const devNull = openSync('/dev/null', 'w');
 
 /** Builds a VM for a test guest in this process, console to /dev/null. */
-export function bootVm(name, args, memMiB = 32) {
+export function bootVm(name, args, memMiB = 32, extraModules = []) {
   binding ??= loadNative();
   backend ??= new KvmBackend(binding);
   const kernel = openKernel(guest(name));
-  const modules = [consoleModule({ sink: fdSink(devNull) })];
+  const modules = [consoleModule({ sink: fdSink(devNull) }), ...extraModules];
   return createVm({ kernel, memoryBytes: BigInt(memMiB) << 20n, args, modules, backend, warn: () => {}, binding });
 }
 

@@ -1,19 +1,42 @@
 // npm run bench: measures ukvm-ts, prints a markdown table and writes
 // bench/results/latest.json. Figures are medians (min–max) over several runs;
-// nothing here is a test assertion.
+// nothing here is a test assertion. The net rows need root, ip and ping.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { benchBlock } from './block.mjs';
 import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
+import { benchLibrary } from './library.mjs';
+import { benchNet } from './net.mjs';
 import { machine, ROOT, version } from './lib.mjs';
 
 const f = (x, d = 1) => x.toFixed(d);
 const range = (s, d = 1) => `${f(s.median, d)} (${f(s.min, d)}–${f(s.max, d)})`;
+const step = (name) => process.stderr.write(`bench: ${name}…\n`);
+
+function canRunNet() {
+  try {
+    execFileSync('ping', ['-V'], { stdio: 'ignore' });
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+    return process.getuid?.() === 0;
+  } catch {
+    return false;
+  }
+}
 
 const info = machine();
 process.stderr.write(`bench: ${info.cpu}, ${info.kernel}, ${info.hypervisor}, node ${info.node}\n`);
+step('boot');
 const boot = benchBoot();
+step('exit cost');
 const exits = benchExits();
+step('block');
+const block = benchBlock();
+step('net');
+const net = canRunNet() ? await benchNet() : null;
+step('library');
+const library = await benchLibrary();
 
 const lines = [
   `Machine: ${info.cpu} (${info.cores} cores), Linux ${info.kernel}, ${info.hypervisor}, Node ${info.node}; ukvm-ts ${version()}, ${info.date.slice(0, 10)}.`,
@@ -26,8 +49,26 @@ const lines = [
   '|---|---|---|---|',
   ...exits.map((r) => `| ${r.kind}${r.kind === 'poll' ? ' (timeout 0)' : r.kind === 'puts' ? ' (1 byte, /dev/null)' : ''} | ${range(r.ukvmTs, 2)} | ${range(r.floor, 2)} | ${f(r.ratio, 3)} |`),
   '',
+  '| Block (one-block call, file in page cache) | µs/call |',
+  '|---|---|',
+  ...block.map((r) => `| ${r.kind}, ${r.sector}-byte sectors | ${range(r.us)} |`),
+  '',
+  ...(net
+    ? [
+        '| Net (bench_ping over a tap) | ping RTT median ms | flood packets/s | tender CPU % during flood |',
+        '|---|---|---|---|',
+        ...net.map((r) => `| POLL spin ${r.spinNs / 1000} µs | ${range(r.rttMs, 3)} | ${range(r.pps, 0)} | ${range(r.cpuPercent, 0)} |`),
+      ]
+    : ['Net rows skipped: they need root, ip and ping.']),
+  '',
+  '| Library | value |',
+  '|---|---|',
+  `| hello start-to-exit, startUnikernel in a running process | ${range(library.inProcessMs)} ms |`,
+  `| hello start-to-exit, spawning bin/ukvm-ts | ${range(library.spawnMs)} ms |`,
+  `| hello unikernels per second, ${library.batch} started at once in one process | ${range(library.perSecond)} |`,
+  '',
   'Medians of 5+ runs, (min–max) in brackets.',
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits }, null, 2)}\n`);
+writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits, block, net, library }, null, 2)}\n`);

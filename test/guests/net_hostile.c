@@ -18,7 +18,9 @@
  * Control modes (exit 0 and print "survived ret=N" when the tender is right):
  *   read-bad-handle-data-outside  handle 0 and data outside: the handle is
  *                          checked first, so ret=2 (EINVAL), not fatal
- *   write-ok               a valid 60-byte frame: ret=0
+ *   write-ok               prints "mac=.. mtu=N", then writes a valid 60-byte
+ *                          frame (broadcast, from mac, ethertype 0x88b5,
+ *                          payload bytes 14..59 = their offset): ret=0
  *   poll-wait              prints "polling", then POLLs with a one-hour
  *                          timeout; prints "poll: ret=N ready=0x.." and exits
  *                          0 if the service device (bit 1) woke it, else 2.
@@ -94,6 +96,10 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
     return n == 1 && rs == 2 ? 0 : 2;
   } else if (strcmp(mode, "write-ok") == 0) {
     want = HVT_OK;
+    const uint8_t *mac = hvt_mft()->e[h].u.net.mac;
+    hvt_printf("mac=%02x:%02x:%02x:%02x:%02x:%02x mtu=%u\n", mac[0], mac[1], mac[2], mac[3], mac[4],
+               mac[5], hvt_mft()->e[h].u.net.mtu);
+    for (unsigned i = 14; i < 60; i++) frame[i] = (uint8_t)i;
     ret = net_io(HVT_HC_NET_WRITE, 1, okbuf, 60);
   } else {
     hvt_printf("net_hostile: unknown mode '%s'\n", mode);

@@ -76,12 +76,13 @@ export function describeSystemError(e: unknown): string {
     const at = err.message.indexOf(': ');
     if (at >= 0) return err.message.slice(at + 2);
   }
-  if (typeof err.errno === 'number') {
+  if (typeof err.errno === 'number' && err.errno !== 0) {
     // Node's fs errors carry a negative errno and libuv's wording; prefer the
     // C library's text, which is what the reference prints.
-    const text = strerror?.(-err.errno);
+    const errno = Math.abs(err.errno);
+    const text = strerror?.(errno);
     if (text) return text;
-    const entry = getSystemErrorMap().get(err.errno);
+    const entry = getSystemErrorMap().get(-errno);
     if (entry) return entry[1].charAt(0).toUpperCase() + entry[1].slice(1);
   }
   return err.message;

@@ -96,6 +96,8 @@ export interface NativeBinding {
   threadCpuNs(token: number): number;
 
   waitsetCreate(): number;
+  /** Throws (errno) unless epoll can watch fd. */
+  checkPollable(fd: number): void;
   waitsetAdd(epfd: number, fd: number, key: number): void;
   /**
    * Waits for input or the timeout, first checking without sleeping for up to

@@ -125,7 +125,28 @@ static Napi::Value WaitsetWait(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// checkPollable(fd): whether epoll can watch fd (a regular file or /dev/null
+// cannot: EPERM), checked when a device is attached rather than at first POLL.
+static Napi::Value CheckPollable(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) {
+    ThrowErrno(info.Env(), "epoll_create1", errno);
+    return info.Env().Undefined();
+  }
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  int r = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  int e = errno;
+  close(ep);
+  if (r < 0) ThrowErrno(info.Env(), "epoll_ctl", e);
+  return info.Env().Undefined();
+}
+
 void RegisterWaitset(Napi::Env env, Napi::Object exports) {
+  exports.Set("checkPollable", Napi::Function::New(env, CheckPollable));
   exports.Set("waitsetCreate", Napi::Function::New(env, WaitsetCreate));
   exports.Set("waitsetAdd", Napi::Function::New(env, WaitsetAdd));
   exports.Set("waitsetWait", Napi::Function::New(env, WaitsetWait));

@@ -73,6 +73,7 @@ export function net(config: NetConfig = {}): Module {
     if (fd === null) throw new ConfigError(`Could not attach interface: ${w.iface}: not a descriptor number`);
     try {
       native.setNonBlocking(fd);
+      native.checkPollable(fd);
     } catch (e) {
       throw new ConfigError(`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`);
     }

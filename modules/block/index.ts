@@ -5,7 +5,8 @@ import { closeSync, openSync } from 'node:fs';
 import { Hypercall } from '../../monitor/abi.js';
 import { invalidOption } from '../../monitor/cli.js';
 import { ConfigError, HostError, withErrno } from '../../monitor/errors.js';
-import { DeviceType, Entry, type Manifest } from '../../monitor/manifest.js';
+import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
+import { DeviceType, Entry } from '../../monitor/manifest.js';
 import type { Module } from '../../monitor/module.js';
 import { loadNative, type NativeBinding } from '../../native/binding.js';
 import { type BlockDevice, blockIoHandler } from './io.js';
@@ -26,12 +27,6 @@ export function block(config: BlockConfig = {}): Module {
   const sectors = new Map<string, number>(Object.entries(config.sectorSizes ?? {}));
   const devices = new Map<number, BlockDevice>();
 
-  const declared = (mft: Manifest, name: string, arg: string): void => {
-    if (mft.find(name, DeviceType.BLOCK_BASIC) < 0) {
-      throw invalidOption(arg, [`Resource not declared in manifest: '${name}'`]);
-    }
-  };
-
   return {
     name: 'block',
     separateValueOptions: ['--disk'],
@@ -46,11 +41,11 @@ export function block(config: BlockConfig = {}): Module {
       if (!opt) return false;
       switch (opt.kind) {
         case 'attach':
-          declared(mft, opt.name, arg);
+          requireDeclared(mft, opt.name, DeviceType.BLOCK_BASIC, arg);
           paths.set(opt.name, opt.path);
           return true;
         case 'sector-size': {
-          declared(mft, opt.name, arg);
+          requireDeclared(mft, opt.name, DeviceType.BLOCK_BASIC, arg);
           const n = parseSectorSize(opt.value);
           if (n === null) {
             throw invalidOption(arg, [
@@ -60,33 +55,22 @@ export function block(config: BlockConfig = {}): Module {
           sectors.set(opt.name, n);
           return true;
         }
-        case 'disk': {
-          const all = mft.indicesOf(DeviceType.BLOCK_BASIC);
-          if (all.length !== 1) {
-            const list = all.map((i) => mft.name(i)).join(', ');
-            throw new ConfigError(
-              all.length === 0
-                ? `--disk: the unikernel declares no block device`
-                : `--disk: the unikernel declares ${all.length} block devices (${list}); use --block:NAME=PATH`,
-            );
-          }
-          paths.set(mft.name(all[0] as number), opt.path);
+        case 'disk':
+          paths.set(onlyDevice(mft, DeviceType.BLOCK_BASIC, '--disk', 'block device', '--block:NAME=PATH'), opt.path);
           return true;
-        }
       }
     },
 
     prepare(mft) {
       const native = config.binding ?? loadNative();
       for (const [name, size] of sectors) {
-        if (mft.find(name, DeviceType.BLOCK_BASIC) < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+        declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         if (parseSectorSize(String(size)) === null) {
           throw new ConfigError(`Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${size}`);
         }
       }
       for (const [name, path] of paths) {
-        const index = mft.find(name, DeviceType.BLOCK_BASIC);
-        if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+        const index = declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         let fd: number;
         try {
           fd = openSync(path, 'r+');

@@ -1,7 +1,6 @@
 // Parsing of the block module's options (spec §11.1, §2.3 rule 6):
 // --block:NAME=PATH, --block-sector-size:NAME=N and the ukvm form --disk=PATH.
-
-const NAME = /^([A-Za-z0-9]{1,67})=/;
+import { splitNamed } from '../../monitor/devices.js';
 
 export type BlockOption =
   | { kind: 'attach'; name: string; path: string }
@@ -20,18 +19,13 @@ export function parseBlockOption(arg: string): BlockOption | null {
     const path = pathPart(arg.slice('--disk='.length));
     return path === null ? null : { kind: 'disk', path };
   }
-  for (const [prefix, kind] of [['--block:', 'attach'], ['--block-sector-size:', 'sector-size']] as const) {
-    if (!arg.startsWith(prefix)) continue;
-    const rest = arg.slice(prefix.length);
-    const m = NAME.exec(rest);
-    if (!m || m[1] === undefined) return null;
-    const value = rest.slice(m[0].length);
-    if (kind === 'attach') {
-      const path = pathPart(value);
-      return path === null ? null : { kind, name: m[1], path };
-    }
-    return { kind, name: m[1], value };
+  const attach = splitNamed(arg, '--block:');
+  if (attach !== undefined) {
+    const path = attach ? pathPart(attach.value) : null;
+    return attach && path ? { kind: 'attach', name: attach.name, path } : null;
   }
+  const size = splitNamed(arg, '--block-sector-size:');
+  if (size !== undefined) return size && { kind: 'sector-size', name: size.name, value: size.value };
   return null;
 }
 

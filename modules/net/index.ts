@@ -7,7 +7,8 @@ import { closeSync } from 'node:fs';
 import { GUEST_PAGE, Hypercall } from '../../monitor/abi.js';
 import { invalidOption } from '../../monitor/cli.js';
 import { ConfigError, describeSystemError } from '../../monitor/errors.js';
-import { DeviceType, Entry, type Manifest } from '../../monitor/manifest.js';
+import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
+import { DeviceType, Entry } from '../../monitor/manifest.js';
 import type { Module } from '../../monitor/module.js';
 import { loadNative, type NativeBinding } from '../../native/binding.js';
 import { type NetDevice, netReadHandler, netWriteHandler } from './io.js';
@@ -42,12 +43,6 @@ export function net(config: NetConfig = {}): Module {
     if (mac.length !== 6) throw new ConfigError(`${name}: a MAC address has 6 bytes, not ${mac.length}`);
   }
   const devices = new Map<number, NetDevice>();
-
-  const declared = (mft: Manifest, name: string, arg: string): void => {
-    if (mft.find(name, DeviceType.NET_BASIC) < 0) {
-      throw invalidOption(arg, [`Resource not declared in manifest: '${name}'`]);
-    }
-  };
 
   /** Opens the tap and returns its descriptor and MTU; throws "Could not attach". */
   const open = (native: NativeBinding, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
@@ -104,24 +99,15 @@ export function net(config: NetConfig = {}): Module {
       if (!opt) return false;
       switch (opt.kind) {
         case 'attach':
-          declared(mft, opt.name, arg);
+          requireDeclared(mft, opt.name, DeviceType.NET_BASIC, arg);
           wanted.set(opt.name, { iface: opt.iface, arg });
           return true;
         case 'mac':
-          declared(mft, opt.name, arg);
+          requireDeclared(mft, opt.name, DeviceType.NET_BASIC, arg);
           macs.set(opt.name, opt.mac);
           return true;
         case 'only': {
-          const all = mft.indicesOf(DeviceType.NET_BASIC);
-          if (all.length !== 1) {
-            const list = all.map((i) => mft.name(i)).join(', ');
-            throw new ConfigError(
-              all.length === 0
-                ? '--net: the unikernel declares no network device'
-                : `--net: the unikernel declares ${all.length} network devices (${list}); use --net:NAME=IFACE`,
-            );
-          }
-          const name = mft.name(all[0] as number);
+          const name = onlyDevice(mft, DeviceType.NET_BASIC, '--net', 'network device', '--net:NAME=IFACE');
           wanted.set(name, { iface: opt.iface, arg });
           return true;
         }
@@ -130,12 +116,9 @@ export function net(config: NetConfig = {}): Module {
 
     prepare(mft, warn) {
       const native = config.binding ?? loadNative();
-      for (const name of macs.keys()) {
-        if (mft.find(name, DeviceType.NET_BASIC) < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
-      }
+      for (const name of macs.keys()) declaredIndex(mft, name, DeviceType.NET_BASIC);
       for (const [name, w] of wanted) {
-        const index = mft.find(name, DeviceType.NET_BASIC);
-        if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
+        const index = declaredIndex(mft, name, DeviceType.NET_BASIC);
         const { fd, mtu } = open(native, name, w, warn);
         devices.set(index, { fd });
         const e = mft.entryView(index);

@@ -12,20 +12,26 @@ export interface NetDevice {
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** The device named by the handle at off, and its handle. */
-function device(mem: GuestMemory, off: number, devices: ReadonlyMap<number, NetDevice>): [NetDevice | undefined, number] {
+/**
+ * Checks a NET_WRITE/NET_READ structure and finds its device. Returns null
+ * (after writing EINVAL to the guest) when the handle names no net device.
+ */
+function netCall(mem: GuestMemory, gpa: number, devices: ReadonlyMap<number, NetDevice>) {
+  const off = mem.struct(gpa, ArgSize.NET, 'write');
   const [lo, hi] = mem.u64Halves(off);
-  return [hi === 0 ? devices.get(lo) : undefined, lo];
+  const dev = hi === 0 ? devices.get(lo) : undefined;
+  if (!dev) {
+    mem.view.setInt32(off + 24, Result.EINVAL, true);
+    return null;
+  }
+  return { off, dev, handle: lo };
 }
 
 export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array) {
   return (gpa: number): void => {
-    const off = mem.struct(gpa, ArgSize.NET, 'write');
-    const [dev, handle] = device(mem, off, devices);
-    if (!dev) {
-      mem.view.setInt32(off + 24, Result.EINVAL, true);
-      return;
-    }
+    const call = netCall(mem, gpa, devices);
+    if (!call) return;
+    const { off, dev, handle } = call;
     const { gpa: data, len } = mem.regionAt(off + 8, off + 16, 'read');
     const frame = mem.bytes.subarray(data, data + len);
     for (;;) {
@@ -49,12 +55,9 @@ export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, N
 
 export function netReadHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array) {
   return (gpa: number): void => {
-    const off = mem.struct(gpa, ArgSize.NET, 'write');
-    const [dev, handle] = device(mem, off, devices);
-    if (!dev) {
-      mem.view.setInt32(off + 24, Result.EINVAL, true);
-      return;
-    }
+    const call = netCall(mem, gpa, devices);
+    if (!call) return;
+    const { off, dev, handle } = call;
     const { gpa: data, len } = mem.regionAt(off + 8, off + 16, 'write');
     let n: number;
     try {

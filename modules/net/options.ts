@@ -1,7 +1,7 @@
 // Parsing of the net module's options (spec §12.1): --net:NAME=IFACE,
 // --net:NAME=@FD, --net-mac:NAME=HWADDR and the ukvm form --net=IFACE.
+import { splitNamed } from '../../monitor/devices.js';
 
-const NAME = /^([A-Za-z0-9]{1,67})=/;
 /** The reference copies at most 19 characters of IFACE (§12.1). */
 const IFACE_MAX = 19;
 
@@ -17,28 +17,21 @@ export function parseMac(text: string): Uint8Array | null {
   return Uint8Array.from(parts.map((p) => parseInt(p, 16)));
 }
 
-export function formatMac(mac: Uint8Array): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
 /** Returns the option, or null if it is not a (well-formed) net option. */
 export function parseNetOption(arg: string): NetOption | null {
   if (arg.startsWith('--net=')) {
     const iface = arg.slice('--net='.length).slice(0, IFACE_MAX);
     return iface ? { kind: 'only', iface } : null;
   }
-  for (const [prefix, kind] of [['--net:', 'attach'], ['--net-mac:', 'mac']] as const) {
-    if (!arg.startsWith(prefix)) continue;
-    const rest = arg.slice(prefix.length);
-    const m = NAME.exec(rest);
-    if (!m || m[1] === undefined) return null;
-    const value = rest.slice(m[0].length);
-    if (kind === 'mac') {
-      const mac = parseMac(value);
-      return mac ? { kind, name: m[1], mac } : null;
-    }
-    const iface = value.slice(0, IFACE_MAX);
-    return iface ? { kind, name: m[1], iface } : null;
+  const attach = splitNamed(arg, '--net:');
+  if (attach !== undefined) {
+    const iface = attach?.value.slice(0, IFACE_MAX);
+    return attach && iface ? { kind: 'attach', name: attach.name, iface } : null;
+  }
+  const mac = splitNamed(arg, '--net-mac:');
+  if (mac !== undefined) {
+    const bytes = mac && parseMac(mac.value);
+    return mac && bytes ? { kind: 'mac', name: mac.name, mac: bytes } : null;
   }
   return null;
 }

@@ -4,7 +4,7 @@
 // live statistics, typed errors, and an event loop that keeps turning while a
 // guest spins. Everything is imported the way a user would: from 'ukvm-ts'
 // (the package references itself through package.json "exports").
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -125,6 +125,28 @@ describeKvm('startUnikernel: console, args, kernel bytes', () => {
     expect(b.exit).toEqual({ status: 0, reason: 'halt' });
   }, 60_000);
 
+  it('decodes UTF-8 for a console callback (multi-byte characters arrive whole)', async () => {
+    const r = await run({ kernel: guest('hello'), args: ['héllo', '☃', '𝄞'] });
+    expect(r.text).toBe(HELLO_TEXT('héllo ☃ 𝄞'));
+  }, 60_000);
+
+  it('runs a kernel given as a view into a larger buffer (non-zero byteOffset)', async () => {
+    const buf = readFileSync(guest('hello'));
+    const big = new Uint8Array(buf.length + 123);
+    big.fill(0xcc);
+    big.set(buf, 13);
+    const r = await run({ kernel: big.subarray(13, 13 + buf.length), args: ['view'] });
+    expect(r.text).toBe(HELLO_TEXT('view'));
+    expect(r.exit).toEqual({ status: 0, reason: 'halt' });
+  }, 60_000);
+
+  it('sends warnings to the warn callback', async () => {
+    const warnings: string[] = [];
+    const vm = await startUnikernel({ kernel: guest('hello'), memoryMiB: 33, console: () => {}, warn: (w) => warnings.push(w) });
+    expect(await vm.exited).toEqual({ status: 0, reason: 'halt' });
+    expect(warnings).toEqual(['adjusting memory to 33554432 bytes']);
+  }, 60_000);
+
   it('passes an empty command line when args is omitted', async () => {
     const r = await run({ kernel: guest('hello') });
     expect(r.text).toBe(HELLO_TEXT(''));
@@ -213,6 +235,16 @@ describeKvm('stop()', () => {
     expect(others[1]?.text()).toBe('exit: status 7\n');
     expect(others[2]?.text()).toBe(HELLO_TEXT('other 2'));
   }, 120_000);
+
+  it('stops a guest that waits in POLL (not in KVM_RUN)', async () => {
+    const p = await start({ kernel: guest('spin'), args: ['poll'] });
+    await p.waitFor('polling\n');
+    // Let it enter its 10-second POLL (the POLL counter says when it has).
+    for (let i = 0; i < 400 && p.vm.stats().hypercalls.POLL === 0; i++) await breathe(25);
+    expect(p.vm.stats().hypercalls.POLL).toBe(1);
+    p.vm.stop();
+    expect(await p.vm.exited).toEqual({ status: 1, reason: 'stopped' });
+  }, 60_000);
 
   it('stop() right after start, before the guest has run, stops it', async () => {
     const vm = await startUnikernel({ kernel: guest('spin'), memoryMiB: MEM, console: () => {} });
@@ -478,10 +510,18 @@ describeKvm('typed errors', () => {
     expect(err.warnings.join('\n')).toMatch(/Device 'storage' of type \S+ declared but not attached/);
   }, 60_000);
 
-  it('memory over 4 GiB is ECONFIG without touching the host', async () => {
+  it('memory over 4 GiB is ECONFIG', async () => {
     const err = (await rejection({ kernel: guest('hello'), memoryMiB: 5000 })) as ConfigError;
     expect(err).toBeInstanceOf(ConfigError);
     expect(err.code).toBe('ECONFIG');
+  }, 60_000);
+
+  it('args with holes (sparse array) are EOPTION, not silently empty words', async () => {
+    const sparse = new Array<string>(3);
+    sparse[1] = 'x';
+    const err = await rejection({ kernel: guest('hello'), memoryMiB: MEM, args: sparse });
+    expect(err).toBeInstanceOf(OptionError);
+    expect((err as OptionError).code).toBe('EOPTION');
   }, 60_000);
 
   it('the process still runs VMs after all these errors', async () => {
@@ -509,4 +549,44 @@ describeKvm("the caller's event loop", () => {
     sp.vm.stop();
     expect(await sp.vm.exited).toEqual({ status: 1, reason: 'stopped' });
   }, 60_000);
+});
+
+describeKvm('resources', () => {
+  /** Descriptors of this process that are KVM objects, or files in the temp dir. */
+  function openFds(): { kvm: string[]; disks: string[] } {
+    const links = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    return {
+      kvm: links.filter((l) => l === '/dev/kvm' || l.startsWith('anon_inode:kvm')),
+      disks: links.filter((l) => l.startsWith(dir)),
+    };
+  }
+
+  it('VMs that end, are stopped or fail to start leave no KVM or disk descriptor open', async () => {
+    const disk = makeDisk(join(dir, 'fds.img'), 64 * 512);
+    const odd = makeDisk(join(dir, 'odd.img'), 1000);
+    await run({ kernel: guest('hello') }); // warm-up: the addon is loaded
+    const before = openFds();
+    for (let i = 0; i < 5; i++) {
+      await run({ kernel: guest('hello') });
+      await run({ kernel: guest('block_rw'), args: ['rw', String(i + 1)], block: { storage: disk } });
+      await run({ kernel: guest('wtext') });
+      const sp = await start({ kernel: guest('spin') });
+      sp.vm.stop();
+      await sp.vm.exited;
+      // Rejected after the disk was opened (size not a multiple of the sector size).
+      await expect(startUnikernel({ kernel: guest('block_rw'), memoryMiB: MEM, block: { storage: odd } })).rejects.toBeInstanceOf(ConfigError);
+      await expect(startUnikernel({ kernel: guest('hello'), memoryMiB: 5000 })).rejects.toBeInstanceOf(ConfigError);
+    }
+    await breathe(100);
+    const after = openFds();
+    expect(after.disks).toEqual([]);
+    const summary = (l: string[]) => JSON.stringify(Object.fromEntries([...new Set(l)].map((k) => [k, l.filter((x) => x === k).length])));
+    expect(after.kvm.length, `KVM descriptors before ${summary(before.kvm)}, after ${summary(after.kvm)}`).toBe(before.kvm.length);
+  }, 120_000);
 });

@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { UsageError } from './errors.js';
 import { openKernel } from './kernel.js';
 import { DeviceType, type Manifest } from './manifest.js';
+import { DIST } from './paths.js';
 
-const DIST = join(import.meta.dirname, '..');
 
 interface ModuleRef {
   name: string;
@@ -89,7 +89,7 @@ export function importClosure(entry: string): { files: string[]; bytes: number }
     seen.add(file);
     const text = readFileSync(file, 'utf8');
     bytes += Buffer.byteLength(text);
-    for (const m of text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
+    for (const m of text.matchAll(/^\s*(?:import|export)\s(?:[^'"]*?from\s+)?['"]([^'"]+)['"]/gm)) {
       const spec = m[1] as string;
       if (spec.startsWith('file://')) visit(new URL(spec).pathname);
       else if (spec.startsWith('.')) visit(resolve(dirname(file), spec));

@@ -8,6 +8,7 @@ import { firstPass, secondPass, usageText, versionText } from './cli.js';
 import { configure } from './configure.js';
 import { ExitCode, KernelError, TenderError, UsageError } from './errors.js';
 import { openKernel } from './kernel.js';
+import { PACKAGE_ROOT } from './paths.js';
 import type { Module } from './module.js';
 import { createVm } from './tender.js';
 
@@ -24,7 +25,7 @@ function printer(prog: string) {
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { useStrerror } from '../monitor/errors.js';
+import { PACKAGE_ROOT } from '../monitor/paths.js';
 
 /** An Error thrown by the addon for a failed system call. */
 export interface NativeError extends Error {
@@ -111,12 +112,11 @@ export interface NativeBinding {
 
 let cached: NativeBinding | undefined;
 
-/** Loads build/Release/ukvm_native.node once per thread. */
+/** Loads <package>/build/Release/ukvm_native.node once per thread. */
 export function loadNative(): NativeBinding {
   if (!cached) {
     const require = createRequire(import.meta.url);
-    // dist/native/binding.js → <root>/build/Release
-    cached = require(join(import.meta.dirname, '..', '..', 'build', 'Release', 'ukvm_native.node')) as NativeBinding;
+    cached = require(join(PACKAGE_ROOT, 'build', 'Release', 'ukvm_native.node')) as NativeBinding;
     useStrerror(cached.strerror);
   }
   return cached;

@@ -9,6 +9,7 @@ import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../core.js';
 import { Hypercall, HYPERCALL_MAX } from '../abi.js';
 import { ConfigError, GuestError, HostError, KernelError, TenderError, UsageError } from '../errors.js';
 import { DeviceType } from '../manifest.js';
+import { DIST } from '../paths.js';
 import { checkOptions, OptionError, type UnikernelOptions } from './options.js';
 import { type ExitReason, STATS, type WorkerInput, type WorkerMessage } from './shared.js';
 
@@ -97,7 +98,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
   };
   const writeConsole = consoleWriter(options.console);
   const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
-  const worker = new Worker(join(import.meta.dirname, 'worker.js'), { workerData: input });
+  const worker = new Worker(join(DIST, 'monitor', 'library', 'worker.js'), { workerData: input });
   const started = Date.now();
 
   return new Promise<Unikernel>((resolve, reject) => {

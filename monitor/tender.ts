@@ -22,7 +22,10 @@ export interface VmConfig {
   args: readonly string[];
   /** Modules in setup order; their options are already applied. */
   modules: readonly Module[];
-  /** The hypervisor, or a function making it once the configuration is known to be good. */
+  /**
+   * The hypervisor (the caller keeps and closes it), or a function making one
+   * once the configuration is known to be good (closed with the VM).
+   */
   backend: Backend | (() => Backend);
   /** Receives warning lines (without program prefix). */
   warn: (message: string) => void;
@@ -69,6 +72,7 @@ export function createVm(config: VmConfig): Vm {
   let machine: Machine | undefined;
   let vcpu: Vcpu | undefined;
   let epfd = -1;
+  let ownBackend: Backend | undefined;
   try {
     // Checked in the reference's order (§1): memory, devices, command line.
     const requested = sizeMemory(config.memoryBytes);
@@ -80,8 +84,8 @@ export function createVm(config: VmConfig): Vm {
     const cmdline = buildCmdline(config.args);
 
     // Everything the user gave is checked; only now touch the hypervisor.
-    const backend = typeof config.backend === 'function' ? config.backend() : config.backend;
-    machine = backend.createMachine(size.allocSize);
+    if (typeof config.backend === 'function') ownBackend = config.backend();
+    machine = (ownBackend ?? (config.backend as Backend)).createMachine(size.allocSize);
     const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
     const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
@@ -143,6 +147,9 @@ export function createVm(config: VmConfig): Vm {
       hostFeatures: 0,
       netRing: 0,
     }, mft, cmdline);
+    // The hypervisor handle is needed only to build the VM.
+    ownBackend?.close();
+    ownBackend = undefined;
     return makeVm(mem, core, vcpu, m, () => {
       if (epfd >= 0) binding.closeFd(epfd);
       closeModules();
@@ -151,6 +158,7 @@ export function createVm(config: VmConfig): Vm {
     kernel.close();
     vcpu?.close();
     machine?.close();
+    ownBackend?.close();
     if (epfd >= 0) binding.closeFd(epfd);
     closeModules();
     throw e;

@@ -69,6 +69,8 @@ export function block(config: BlockConfig = {}): Module {
           throw new ConfigError(`Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${size}`);
         }
       }
+      // Every name is checked before any file is opened, as the CLI does.
+      for (const name of paths.keys()) declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
       for (const [name, path] of paths) {
         const index = declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         let fd: number;

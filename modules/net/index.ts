@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
 import { GUEST_PAGE, Hypercall } from '../../monitor/abi.js';
 import { invalidOption } from '../../monitor/cli.js';
-import { ConfigError, describeSystemError } from '../../monitor/errors.js';
+import { ConfigError, describeSystemError, HostError } from '../../monitor/errors.js';
 import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
 import { DeviceType, Entry } from '../../monitor/manifest.js';
 import type { Module } from '../../monitor/module.js';
@@ -28,15 +28,15 @@ export interface NetConfig {
 
 interface Wanted {
   iface: string;
-  /** The option that asked for it, for "Invalid option" messages. */
-  arg: string;
+  /** The command-line option that asked for it (for "Invalid option"), or null from the library. */
+  arg: string | null;
 }
 
 export function net(config: NetConfig = {}): Module {
   const wanted = new Map<string, Wanted>();
   for (const [name, t] of Object.entries(config.taps ?? {})) {
     const iface = typeof t === 'string' ? t : `@${t.fd}`;
-    wanted.set(name, { iface, arg: `--net:${name}=${iface}` });
+    wanted.set(name, { iface, arg: null });
   }
   const macs = new Map<string, Uint8Array>(Object.entries(config.macs ?? {}));
   for (const [name, mac] of macs) {
@@ -46,7 +46,12 @@ export function net(config: NetConfig = {}): Module {
 
   /** Opens the tap and returns its descriptor and MTU; throws "Could not attach". */
   const open = (native: NativeBinding, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
-    const fail = (e: unknown) => invalidOption(w.arg, [`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`]);
+    // On the command line the reference warns and rejects the option (§12.1);
+    // a library caller gets the host error itself.
+    const fail = (e: unknown) => {
+      const why = `Could not attach interface: ${w.iface}: ${describeSystemError(e)}`;
+      return w.arg === null ? new HostError(why) : invalidOption(w.arg, [why]);
+    };
     if (!w.iface.startsWith('@')) {
       let fd: number;
       let mtu: number;
@@ -65,12 +70,12 @@ export function net(config: NetConfig = {}): Module {
       return { fd, mtu };
     }
     const fd = parseFdRef(w.iface);
-    if (fd === null) throw new ConfigError(`Could not attach interface: ${w.iface}: not a descriptor number`);
+    if (fd === null) throw new HostError(`Could not attach interface: ${w.iface}: not a descriptor number`);
     try {
       native.setNonBlocking(fd);
       native.checkPollable(fd);
     } catch (e) {
-      throw new ConfigError(`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`);
+      throw new HostError(`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`);
     }
     // Unlike the reference (which never sets the MTU on this path and so
     // always fails), use the MTU of the interface the tap is bound to.

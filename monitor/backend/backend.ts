@@ -60,4 +60,6 @@ export interface Machine {
 export interface Backend {
   /** Creates a VM with allocSize bytes of zeroed guest RAM at GPA 0. */
   createMachine(allocSize: number): Machine;
+  /** Releases the hypervisor handle; machines already created keep working. */
+  close(): void;
 }

@@ -103,7 +103,6 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
 
   return new Promise<Unikernel>((resolve, reject) => {
     let token = -1;
-    let stopAsked = false;
     let ended: ExitInfo | null = null;
     let endedAt = 0;
     let names: { name: string; type: number }[] = [];
@@ -118,8 +117,8 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     const handle: Unikernel = {
       exited,
       stop() {
-        stopAsked = true;
-        if (token >= 0 && !ended) loadNative().kick(token);
+        // A token of an ended VM names nothing: kick() then does nothing.
+        if (!ended) loadNative().kick(token);
       },
       stats: () => readStats(new Float64Array(stats), names, (ended ? endedAt : Date.now()) - started, token, ended !== null),
     };
@@ -130,7 +129,6 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
           token = m.token;
           names = m.manifest;
           resolve(handle);
-          if (stopAsked) loadNative().kick(token);
           break;
         case 'console':
           writeConsole(m.bytes);

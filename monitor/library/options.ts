@@ -10,7 +10,7 @@ export type ConsoleTarget = { write(chunk: Uint8Array): unknown } | ((text: stri
 export interface UnikernelOptions {
   /** Path of the .hvt file, or its bytes. */
   kernel: string | Uint8Array;
-  /** Guest memory in MiB (default 512; rounded down to 2 MiB, at most 4096). */
+  /** Guest memory in MiB (default 512; rounded down to a multiple of 2, at least 2, at most 4096). */
   memoryMiB?: number;
   /** The guest's command line, as arguments (joined with single spaces). */
   args?: readonly string[];
@@ -53,7 +53,8 @@ export function checkOptions(o: UnikernelOptions): void {
   if (o.memoryMiB !== undefined && (!Number.isInteger(o.memoryMiB) || o.memoryMiB < 1)) {
     throw new OptionError('memoryMiB must be a positive integer');
   }
-  if (o.args !== undefined && (!Array.isArray(o.args) || !o.args.every((a) => typeof a === 'string'))) {
+  // Indexed, not every(): every() skips the holes of a sparse array.
+  if (o.args !== undefined && (!Array.isArray(o.args) || !Array.from(o.args).every((a) => typeof a === 'string'))) {
     throw new OptionError('args must be an array of strings');
   }
   record(o.block, 'block', (v) => typeof v === 'string' && v.length > 0, 'a path');

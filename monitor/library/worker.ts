@@ -46,7 +46,7 @@ function run(): void {
       memoryBytes: BigInt(input.memoryMiB) << 20n,
       args: input.args,
       modules,
-      backend: new KvmBackend(binding),
+      backend: () => new KvmBackend(binding),
       warn: (line) => post({ type: 'warn', line }),
       binding,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),

@@ -1,6 +1,6 @@
 // Boot: wall time and peak RSS of `bin/ukvm-ts hello.hvt` from spawn to exit,
 // with bare `node -e 0` beside it for scale (Node's own start-up floor).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { BIN, guest, stats } from './lib.mjs';
 
@@ -17,8 +17,10 @@ function once(cmd, args) {
 // Peak RSS in KiB via GNU time (%M), or null where it is not installed.
 function peakRss(cmd, args) {
   if (!existsSync(TIME)) return null;
-  const out = execFileSync(TIME, ['-f', '%M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  return Number(out.trim().split('\n').pop());
+  // GNU time reports on stderr, after anything the command itself printed there.
+  const r = spawnSync(TIME, ['-f', '%M', cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${TIME} ${cmd} exited ${r.status}: ${r.stderr}`);
+  return Number(r.stderr.trim().split('\n').pop());
 }
 
 export function benchBoot({ runs = 10 } = {}) {

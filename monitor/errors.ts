@@ -16,21 +16,20 @@ export const ExitCode = {
 export class TenderError extends Error {
   /** Stable machine-readable code for library callers. */
   readonly code: string;
-  /** Print without the "prog: " prefix (the reference's block/net I/O lines). */
-  readonly bare: boolean;
-  constructor(code: string, message: string, bare = false) {
+  /** Warning lines printed before the message (e.g. which device is missing). */
+  readonly warnings: readonly string[];
+  constructor(code: string, message: string, warnings: readonly string[] = []) {
     super(message);
     this.name = new.target.name;
     this.code = code;
-    this.bare = bare;
+    this.warnings = warnings;
   }
 }
 
 /** Bad command line: printed, followed by the usage text. */
 export class UsageError extends TenderError {
-  /** Lines printed (as warnings) before the main message. */
-  constructor(message: string, readonly warnings: readonly string[] = []) {
-    super('EUSAGE', message);
+  constructor(message: string, warnings: readonly string[] = []) {
+    super('EUSAGE', message, warnings);
   }
 }
 
@@ -43,15 +42,15 @@ export class KernelError extends TenderError {
 
 /** Bad configuration other than syntax: memory size, devices, command line. */
 export class ConfigError extends TenderError {
-  constructor(message: string, readonly warnings: readonly string[] = []) {
-    super('ECONFIG', message);
+  constructor(message: string, warnings: readonly string[] = []) {
+    super('ECONFIG', message, warnings);
   }
 }
 
 /** The host (KVM, files, taps) failed us. */
 export class HostError extends TenderError {
-  constructor(message: string, bare = false) {
-    super('EHOST', message, bare);
+  constructor(message: string) {
+    super('EHOST', message);
   }
 }
 

@@ -86,9 +86,8 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
     }
   } catch (e) {
     if (e instanceof TenderError) {
-      for (const w of (e as { warnings?: readonly string[] }).warnings ?? []) say.line(w);
-      if (e.bare) say.raw(e.message);
-      else say.line(e.message);
+      for (const w of e.warnings) say.line(w);
+      say.line(e.message);
       if (e instanceof UsageError) usage();
       return ExitCode.FAILURE;
     }

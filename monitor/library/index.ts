@@ -42,23 +42,26 @@ export interface Unikernel {
   stats(): UnikernelStats;
 }
 
-const ERRORS: Record<string, new (message: string) => TenderError> = {
-  UsageError,
-  KernelError,
-  ConfigError,
-  HostError,
-  GuestError,
-  OptionError,
-};
-
 const HYPERCALL_NAMES = Object.fromEntries(Object.entries(Hypercall).map(([k, v]) => [v, k])) as Record<number, string>;
 
 /** Rebuilds the typed error a worker reported. */
 function reviveError(e: { name: string; code: string; message: string; warnings: string[] }): TenderError {
-  const Cls = ERRORS[e.name];
-  const err = Cls ? new Cls(e.message) : new TenderError(e.code, e.message);
-  if (e.warnings.length) Object.assign(err, { warnings: e.warnings });
-  return err;
+  switch (e.name) {
+    case 'UsageError':
+      return new UsageError(e.message, e.warnings);
+    case 'ConfigError':
+      return new ConfigError(e.message, e.warnings);
+    case 'KernelError':
+      return new KernelError(e.message);
+    case 'HostError':
+      return new HostError(e.message);
+    case 'GuestError':
+      return new GuestError(e.message);
+    case 'OptionError':
+      return new OptionError(e.message);
+    default:
+      return new TenderError(e.code, e.message, e.warnings);
+  }
 }
 
 function consoleWriter(target: UnikernelOptions['console']): (bytes: Uint8Array) => void {

@@ -60,8 +60,8 @@ function run(): void {
   } catch (e) {
     vm?.close();
     const err = e instanceof Error ? e : new Error(String(e));
-    const warnings = (e as { warnings?: string[] }).warnings ?? [];
-    post({ type: 'failed', error: { name: err.name, code: e instanceof TenderError ? e.code : 'EINTERNAL', message: err.message, warnings } });
+    const tender = e instanceof TenderError ? e : null;
+    post({ type: 'failed', error: { name: err.name, code: tender?.code ?? 'EINTERNAL', message: err.message, warnings: [...(tender?.warnings ?? [])] } });
     return;
   }
   let message: WorkerMessage;

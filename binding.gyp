@@ -9,7 +9,7 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "sources": ["native/addon.cc", "native/io_posix.cc"],
       "conditions": [
-        ["OS=='linux'", { "sources": ["native/kvm_linux.cc", "native/signals_linux.cc", "native/waitset_linux.cc", "native/bench_linux.cc", "native/tap_linux.cc"] }]
+        ["OS=='linux'", { "sources": ["native/kvm_linux.cc", "native/vcpu_linux.cc", "native/signals_linux.cc", "native/waitset_linux.cc", "native/bench_linux.cc", "native/tap_linux.cc"] }]
       ]
     }
   ]

@@ -6,6 +6,7 @@
 namespace ukvm {
 #ifndef __linux__
 void RegisterKvm(Napi::Env, Napi::Object) {}
+void RegisterVcpu(Napi::Env, Napi::Object) {}
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
@@ -15,6 +16,7 @@ void RegisterTap(Napi::Env, Napi::Object) {}
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterKvm(env, exports);
+  ukvm::RegisterVcpu(env, exports);
   ukvm::RegisterSignals(env, exports);
   ukvm::RegisterWaitset(env, exports);
   ukvm::RegisterBench(env, exports);

@@ -77,6 +77,7 @@ inline uint8_t* ArgBytes(const Napi::CallbackInfo& info, size_t i, size_t len) {
 int ArgSlot(const Napi::CallbackInfo& info, size_t i);
 
 void RegisterKvm(Napi::Env env, Napi::Object exports);
+void RegisterVcpu(Napi::Env env, Napi::Object exports);
 void RegisterSignals(Napi::Env env, Napi::Object exports);
 void RegisterWaitset(Napi::Env env, Napi::Object exports);
 void RegisterBench(Napi::Env env, Napi::Object exports);

@@ -5,7 +5,7 @@ import { loadNative, type NativeBinding } from '../native/binding.js';
 import { type Backend, type Machine, type Vcpu } from './backend/backend.js';
 import { writeGdt, writePageTables } from './arch/x86_64.js';
 import { buildCmdline, writeBootInfo } from './bootinfo.js';
-import { Core, type CoreHost, type RunOutcome } from './core.js';
+import { Core, type RunOutcome } from './core.js';
 import { ConfigError } from './errors.js';
 import type { Kernel } from './kernel.js';
 import { loadElf } from './loader.js';
@@ -13,6 +13,7 @@ import { typeName } from './manifest.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
 import type { Module, SetupContext } from './module.js';
+import { PollHost } from './poll-host.js';
 
 export interface VmConfig {
   kernel: Kernel;
@@ -72,7 +73,7 @@ export function createVm(config: VmConfig): Vm {
   };
   let machine: Machine | undefined;
   let vcpu: Vcpu | undefined;
-  let epfd = -1;
+  let host: PollHost | undefined;
   let ownBackend: Backend | undefined;
   try {
     // Checked in the reference's order (§1): memory, devices, command line.
@@ -104,30 +105,8 @@ export function createVm(config: VmConfig): Vm {
     vcpu = machine.createVcpu();
     const tscHz = vcpu.configure({ entry: loaded.entry, memSize: size.guestSize });
 
-    const keys = new Int32Array(64);
     const spinNs = config.pollSpinNs ?? DEFAULT_POLL_SPIN_NS;
-    const wakeFd = vcpu.wakeFd;
-    const vcpuToken = vcpu.token;
-    const host: CoreHost = {
-      realtimeInto: (bytes, offset) => binding.realtimeInto(bytes, offset),
-      wait(timeoutNs) {
-        if (epfd < 0) {
-          epfd = binding.waitsetCreate();
-          binding.waitsetAdd(epfd, wakeFd, -1);
-          for (const p of core.pollFds) binding.waitsetAdd(epfd, p.fd, p.handle);
-        }
-        // Spinning only helps when a device may become ready.
-        const spin = core.pollFds.length ? spinNs : 0;
-        const start = performance.now();
-        let n = binding.waitsetWait(epfd, timeoutNs, keys, spin);
-        // A signal that is not ours to act on (SIGWINCH, …) restarts the wait (§10.3).
-        while (n < 0 && binding.pendingSignal() === 0 && !binding.stopRequested(vcpuToken)) {
-          const left = timeoutNs - (performance.now() - start) * 1e6;
-          n = left > 0 ? binding.waitsetWait(epfd, left, keys, 0) : 0;
-        }
-        return n < 0 ? null : Array.from(keys.subarray(0, n));
-      },
-    };
+    host = new PollHost(binding, vcpu, () => core.pollFds, spinNs);
     const core = new Core(mem, host, config.counters);
     const ctx: SetupContext = {
       mem,
@@ -151,8 +130,9 @@ export function createVm(config: VmConfig): Vm {
     // The hypervisor handle is needed only to build the VM.
     ownBackend?.close();
     ownBackend = undefined;
+    const pollHost = host;
     return makeVm(mem, core, vcpu, m, () => {
-      if (epfd >= 0) binding.closeFd(epfd);
+      pollHost.close();
       closeModules();
     });
   } catch (e) {
@@ -160,7 +140,7 @@ export function createVm(config: VmConfig): Vm {
     vcpu?.close();
     machine?.close();
     ownBackend?.close();
-    if (epfd >= 0) binding.closeFd(epfd);
+    host?.close();
     closeModules();
     throw e;
   }

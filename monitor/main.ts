@@ -15,12 +15,18 @@ import { createVm } from './tender.js';
 const SIGINT = 2;
 const SIGTERM = 15;
 
-/** Writes diagnostic lines to stderr, each prefixed with "prog: ". */
+/**
+ * Writes diagnostic lines to stderr, each prefixed with "prog: ". Control
+ * characters are escaped, so a kernel path or manifest name holding a newline
+ * cannot split a diagnostic or forge a line of its own.
+ */
 function printer(prog: string) {
   const out = (line: string) => writeSync(2, `${line}\n`);
+  const oneLine = (text: string) =>
+    text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return {
     raw: out,
-    line: (msg: string) => out(`${prog}: ${msg}`),
+    line: (msg: string) => out(oneLine(`${prog}: ${msg}`)),
   };
 }
 

@@ -139,6 +139,11 @@ describe('kernel file problems', () => {
     fails([d], `${d}: Could not open: Is a directory`);
   });
 
+  it('a newline in the kernel path cannot split the diagnostic', () => {
+    const p = file('two\nlines.hvt', '');
+    fails([p], `${p.replace('\n', '\\x0a')}: invalid executable: elf header does not match the expected size (0 != 64)`);
+  });
+
   it('an empty file', () => {
     const p = file('empty.hvt', '');
     fails([p], `${p}: invalid executable: elf header does not match the expected size (0 != 64)`);

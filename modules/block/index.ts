@@ -10,7 +10,7 @@ import { DeviceType, Entry } from '../../monitor/manifest.js';
 import type { Module } from '../../monitor/module.js';
 import { loadNative, type NativeBinding } from '../../native/binding.js';
 import { type BlockDevice, blockIoHandler } from './io.js';
-import { MAX_SECTOR, MIN_SECTOR, parseBlockOption, parseSectorSize } from './options.js';
+import { badSectorSize, MAX_SECTOR, MIN_SECTOR, parseBlockOption, parseSectorSize } from './options.js';
 
 const DEFAULT_SECTOR = 512;
 
@@ -48,9 +48,7 @@ export function block(config: BlockConfig = {}): Module {
           requireDeclared(mft, opt.name, DeviceType.BLOCK_BASIC, arg);
           const n = parseSectorSize(opt.value);
           if (n === null) {
-            throw invalidOption(arg, [
-              `Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${opt.value}`,
-            ]);
+            throw invalidOption(arg, [badSectorSize(opt.value)]);
           }
           sectors.set(opt.name, n);
           return true;
@@ -66,7 +64,7 @@ export function block(config: BlockConfig = {}): Module {
       for (const [name, size] of sectors) {
         declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         if (parseSectorSize(String(size)) === null) {
-          throw new ConfigError(`Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${size}`);
+          throw new ConfigError(badSectorSize(size));
         }
       }
       // Every name is checked before any file is opened, as the CLI does.

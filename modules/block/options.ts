@@ -41,3 +41,8 @@ export function parseSectorSize(value: string): number | null {
   const n = Number(value);
   return n >= MIN_SECTOR && n <= MAX_SECTOR && (n & (n - 1)) === 0 ? n : null;
 }
+
+/** The warning for a refused sector size (the reference's wording, then our bounds). */
+export function badSectorSize(value: string | number): string {
+  return `Block size must be a multiple of 2 greater than or equal ${MIN_SECTOR} and at most ${MAX_SECTOR}: ${value}`;
+}

@@ -2,9 +2,9 @@
 // captures everything it says. KVM tests use describeKvm so that a machine
 // without /dev/kvm skips them loudly instead of failing or faking a pass.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { describe } from 'vitest';
+import { kvmUsable } from './kvm.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'ukvm-ts');
@@ -46,14 +46,7 @@ export function startTender(args: readonly string[], opts: RunOptions = {}): Chi
   return spawn(opts.bin ?? BIN, args, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export const kvmAvailable: boolean = (() => {
-  try {
-    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+export const kvmAvailable: boolean = kvmUsable();
 
 /** describe() for tests that need /dev/kvm; skipped (loudly, see global-setup) without it. */
 export const describeKvm = kvmAvailable ? describe : describe.skip;

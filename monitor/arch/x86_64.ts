@@ -1,6 +1,7 @@
-// x86_64 boot state (spec §6.2, §6.3, §7.2–§7.4) as pure functions over byte
-// arrays: the GDT and page tables written into guest RAM, and the register
-// images handed to the backend. Unit tests check them byte for byte.
+// x86_64 boot state (spec §6.2, §6.3, §7.2–§7.4) as pure functions: the GDT
+// and page tables written into guest RAM, and the initial CPU state described
+// neutrally; each backend converts it to its own format (KVM:
+// backend/kvm-x86.ts). Unit tests check them byte for byte.
 import { BOOT_INFO_GPA, GUEST_PAGE, MIN_LOAD_ADDR } from '../abi.js';
 
 export const GDT_GPA = 0x1000;
@@ -45,16 +46,12 @@ export function writePageTables(mem: Uint8Array, allocSize: number): void {
   }
 }
 
-// struct kvm_sregs layout (Appendix A).
-export const SREGS_SIZE = 312;
-const SEG = { cs: 0, ds: 24, es: 48, fs: 72, gs: 96, ss: 120, tr: 144, ldt: 168 } as const;
-const SREG = { gdt: 192, idt: 208, cr0: 224, cr2: 232, cr3: 240, cr4: 248, cr8: 256, efer: 264, apicBase: 272 } as const;
-
 export const CR0_INIT = 0x80010021n; // PE, NE, WP, PG
 export const CR4_INIT = 0x620n; // PAE, OSFXSR, OSXMMEXCPT
 export const EFER_INIT = 0x500n; // LME, LMA
 
-interface Segment {
+/** A segment register as the CPU caches it (fields as KVM and vmm both name them). */
+export interface Segment {
   base: number;
   limit: number;
   selector: number;
@@ -74,49 +71,51 @@ const DATA_SEG: Segment = { ...CODE_SEG, selector: 0x10, type: 3, db: 1, l: 0 };
 const TR_SEG: Segment = { base: 0, limit: 0, selector: 0, type: 11, present: 1, dpl: 0, db: 0, s: 0, l: 0, g: 0, avl: 0, unusable: 0 };
 const LDT_SEG: Segment = { ...TR_SEG, type: 0, present: 0, unusable: 1 };
 
-function writeSegment(v: DataView, off: number, s: Segment): void {
-  v.setBigUint64(off, BigInt(s.base), true);
-  v.setUint32(off + 8, s.limit, true);
-  v.setUint16(off + 12, s.selector, true);
-  const bytes = [s.type, s.present, s.dpl, s.db, s.s, s.l, s.g, s.avl, s.unusable, 0];
-  bytes.forEach((b, k) => v.setUint8(off + 14 + k, b));
+/** Special registers at entry (§7.3); everything not named here is zero. */
+export interface SpecialRegisters {
+  cs: Segment;
+  ds: Segment;
+  es: Segment;
+  fs: Segment;
+  gs: Segment;
+  ss: Segment;
+  tr: Segment;
+  ldt: Segment;
+  gdt: { base: number; limit: number };
+  idt: { base: number; limit: number };
+  cr0: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  efer: bigint;
 }
 
-/** The kvm_sregs image of §7.3; every field not named there is zero. */
-export function initialSregs(): Uint8Array {
-  const out = new Uint8Array(SREGS_SIZE);
-  const v = new DataView(out.buffer);
-  writeSegment(v, SEG.cs, CODE_SEG);
-  for (const off of [SEG.ds, SEG.es, SEG.fs, SEG.gs, SEG.ss]) writeSegment(v, off, DATA_SEG);
-  writeSegment(v, SEG.tr, TR_SEG);
-  writeSegment(v, SEG.ldt, LDT_SEG);
-  v.setBigUint64(SREG.gdt, BigInt(GDT_GPA), true);
-  v.setUint16(SREG.gdt + 8, GDT_LIMIT, true);
-  v.setBigUint64(SREG.idt, 0n, true);
-  v.setUint16(SREG.idt + 8, 0, true);
-  v.setBigUint64(SREG.cr0, CR0_INIT, true);
-  v.setBigUint64(SREG.cr3, BigInt(PML4_GPA), true);
-  v.setBigUint64(SREG.cr4, CR4_INIT, true);
-  v.setBigUint64(SREG.efer, EFER_INIT, true);
-  return out;
+export function initialSpecialRegisters(): SpecialRegisters {
+  return {
+    cs: CODE_SEG,
+    ds: DATA_SEG,
+    es: DATA_SEG,
+    fs: DATA_SEG,
+    gs: DATA_SEG,
+    ss: DATA_SEG,
+    tr: TR_SEG,
+    ldt: LDT_SEG,
+    gdt: { base: GDT_GPA, limit: GDT_LIMIT },
+    idt: { base: 0, limit: 0 },
+    cr0: CR0_INIT,
+    cr3: BigInt(PML4_GPA),
+    cr4: CR4_INIT,
+    efer: EFER_INIT,
+  };
 }
 
-// struct kvm_regs layout (Appendix A).
-export const REGS_SIZE = 144;
-export const REG = { rax: 0, rsp: 48, rdi: 40, rip: 128, rflags: 136 } as const;
-
-/** The kvm_regs image of §7.4. */
-export function initialRegs(entry: number, memSize: number): Uint8Array {
-  const out = new Uint8Array(REGS_SIZE);
-  const v = new DataView(out.buffer);
-  v.setBigUint64(REG.rip, BigInt(entry), true);
-  v.setBigUint64(REG.rflags, 2n, true);
-  v.setBigUint64(REG.rsp, BigInt(memSize - 8), true);
-  v.setBigUint64(REG.rdi, BigInt(BOOT_INFO_GPA), true);
-  return out;
+/** General registers at entry (§7.4); all others are zero. */
+export interface GeneralRegisters {
+  rip: number;
+  rflags: number;
+  rsp: number;
+  rdi: number;
 }
 
-/** RIP from a kvm_regs image. */
-export function ripOf(regs: Uint8Array): bigint {
-  return new DataView(regs.buffer, regs.byteOffset).getBigUint64(REG.rip, true);
+export function initialGeneralRegisters(entry: number, memSize: number): GeneralRegisters {
+  return { rip: entry, rflags: 0x2, rsp: memSize - 8, rdi: BOOT_INFO_GPA };
 }

@@ -3,7 +3,7 @@
 // decoded into a VcpuExit. Fatal conditions are thrown as HostError with the
 // reference's wording; the ioctls themselves are in native/kvm_linux.cc.
 import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../native/binding.js';
-import { initialRegs, initialSregs, REGS_SIZE, ripOf } from '../arch/x86_64.js';
+import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './kvm-x86.js';
 import { HostError, withErrno } from '../errors.js';
 import type { Backend, BootState, Machine, Vcpu, VcpuExit } from './backend.js';
 

@@ -2,7 +2,7 @@
 // §9.2): host capability errors, vCPU configuration order and values, and the
 // struct kvm_run decoder. No /dev/kvm involved.
 import { describe, expect, it } from 'vitest';
-import { initialRegs, initialSregs } from '../../monitor/arch/x86_64.js';
+import { initialRegs, initialSregs } from '../../monitor/backend/kvm-x86.js';
 import { KvmBackend } from '../../monitor/backend/kvm.js';
 import { HostError } from '../../monitor/errors.js';
 import { type NativeBinding, RUN_EXIT, RUN_FAULT, RUN_INTERRUPTED } from '../../native/binding.js';

@@ -1,18 +1,9 @@
 // x86_64 boot state byte for byte: page tables (spec §6.3), GDT (§7.2),
-// special and general registers (§7.3, §7.4, Appendix A layouts), and the
-// boot info / manifest copy / command line placement (§8).
+// special and general registers in KVM's layouts (§7.3, §7.4, Appendix A),
+// and the boot info / manifest copy / command line placement (§8).
 import { describe, expect, it } from 'vitest';
-import {
-  GDT_CODE,
-  GDT_DATA,
-  initialRegs,
-  initialSregs,
-  REGS_SIZE,
-  ripOf,
-  SREGS_SIZE,
-  writeGdt,
-  writePageTables,
-} from '../../monitor/arch/x86_64.js';
+import { GDT_CODE, GDT_DATA, writeGdt, writePageTables } from '../../monitor/arch/x86_64.js';
+import { initialRegs, initialSregs, REGS_SIZE, ripOf, SREGS_SIZE } from '../../monitor/backend/kvm-x86.js';
 import { buildCmdline, cmdlineGpa, writeBootInfo } from '../../monitor/bootinfo.js';
 import { Manifest } from '../../monitor/manifest.js';
 import { manifestBytes, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';

@@ -43,6 +43,8 @@ export function net(config: NetConfig = {}): Module {
     if (mac.length !== 6) throw new ConfigError(`${name}: a MAC address has 6 bytes, not ${mac.length}`);
   }
   const devices = new Map<number, NetDevice>();
+  /** Descriptors this module opened itself (closed with the VM). */
+  const opened = new Set<number>();
 
   /** Opens the tap and returns its descriptor and MTU; throws "Could not attach". */
   const open = (native: NativeBinding, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
@@ -121,11 +123,14 @@ export function net(config: NetConfig = {}): Module {
 
     prepare(mft, warn) {
       const native = config.binding ?? loadNative();
-      for (const name of macs.keys()) declaredIndex(mft, name, DeviceType.NET_BASIC);
+      // Every name is checked before any tap is opened, as the CLI does.
+      for (const name of [...macs.keys(), ...wanted.keys()]) declaredIndex(mft, name, DeviceType.NET_BASIC);
       for (const [name, w] of wanted) {
         const index = declaredIndex(mft, name, DeviceType.NET_BASIC);
         const { fd, mtu } = open(native, name, w, warn);
         devices.set(index, { fd });
+        // A descriptor handed to us (@FD, { fd }) stays the caller's to close.
+        if (!w.iface.startsWith('@')) opened.add(fd);
         const e = mft.entryView(index);
         const mac = macs.get(name) ?? randomMac();
         for (let i = 0; i < 6; i++) e.setUint8(Entry.mac + i, mac[i] as number);
@@ -145,7 +150,8 @@ export function net(config: NetConfig = {}): Module {
     },
 
     close() {
-      for (const d of devices.values()) closeSync(d.fd);
+      for (const fd of opened) closeSync(fd);
+      opened.clear();
       devices.clear();
     },
   };

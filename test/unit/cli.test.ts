@@ -1,5 +1,6 @@
 // Command line (spec §2), memory sizing (§6.1) and the guest command line (§8.3).
 import { describe, expect, it } from 'vitest';
+import { thrownBy } from '../helpers/thrown.js';
 import { buildCmdline } from '../../monitor/bootinfo.js';
 import { firstPass, secondPass, usageText, versionText } from '../../monitor/cli.js';
 import { ConfigError, UsageError } from '../../monitor/errors.js';
@@ -14,18 +15,6 @@ const GiB = 1n << 30n;
 // Only the console module: option handling of block/net is theirs to test.
 const modules: Module[] = [console()];
 const mft = Manifest.parse(manifestBytes(), 'k');
-
-/** The error fn throws, checked to be of class C. */
-function thrownBy<T extends Error>(fn: () => unknown, C: new (...args: never[]) => T): T {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(C);
-  return err as T;
-}
 
 describe('firstPass (§2.3 rule 1)', () => {
   it('finds KERNEL after the leading options and passes the rest verbatim', () => {

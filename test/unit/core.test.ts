@@ -1,6 +1,7 @@
 // Core.dispatch over made-up exits (spec §9.2, §9.3, §10.1, §10.3, §10.8),
 // with a fake vCPU and a fake CoreHost: no KVM involved.
 import { describe, expect, it } from 'vitest';
+import { thrownBy } from '../helpers/thrown.js';
 import type { Vcpu, VcpuExit } from '../../monitor/backend/backend.js';
 import { Core, type CoreHost } from '../../monitor/core.js';
 import { GuestError, HostError } from '../../monitor/errors.js';
@@ -36,16 +37,7 @@ function rig(): Rig {
 
 const outl = (port: number, value: number): VcpuExit => ({ kind: 'io', out: true, size: 4, port, value });
 
-function thrown<T extends Error>(fn: () => unknown, C: new (...a: never[]) => T): string {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(C);
-  return (err as Error).message;
-}
+const thrown = <T extends Error>(fn: () => unknown, C: new (...a: never[]) => T): string => thrownBy(fn, C).message;
 
 const guestError = (r: Rig, exit: VcpuExit) => thrown(() => r.core.dispatch(exit, vcpu), GuestError);
 

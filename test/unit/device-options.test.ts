@@ -1,6 +1,7 @@
 // Option syntax of the block and net modules (spec §2.3 rule 6, §11.1,
 // §12.1) and the shared manifest matching, without KVM.
 import { describe, expect, it } from 'vitest';
+import { thrownBy } from '../helpers/thrown.js';
 import { onlyDevice, requireDeclared, splitNamed } from '../../monitor/devices.js';
 import { ConfigError, UsageError } from '../../monitor/errors.js';
 import { DeviceType, Manifest } from '../../monitor/manifest.js';
@@ -86,17 +87,9 @@ describe('matching options against the manifest', () => {
   it('an undeclared name (or one of another type) is an invalid option with a warning', () => {
     expect(() => requireDeclared(mft, 'disk', DeviceType.BLOCK_BASIC, '--block:disk=x')).not.toThrow();
     for (const [name, type] of [['nope', DeviceType.BLOCK_BASIC], ['eth', DeviceType.BLOCK_BASIC]] as const) {
-      const e = (() => {
-        try {
-          requireDeclared(mft, name, type, `--block:${name}=x`);
-        } catch (err) {
-          return err;
-        }
-        return null;
-      })();
-      expect(e).toBeInstanceOf(UsageError);
-      expect((e as UsageError).message).toBe(`Invalid option: \`--block:${name}=x'`);
-      expect((e as UsageError).warnings).toEqual([`Resource not declared in manifest: '${name}'`]);
+      const e = thrownBy(() => requireDeclared(mft, name, type, `--block:${name}=x`), UsageError);
+      expect(e.message).toBe(`Invalid option: \`--block:${name}=x'`);
+      expect(e.warnings).toEqual([`Resource not declared in manifest: '${name}'`]);
     }
   });
   it('the only device of a type; none or several is a clear error', () => {

@@ -2,6 +2,7 @@
 // §9.2): host capability errors, vCPU configuration order and values, and the
 // struct kvm_run decoder. No /dev/kvm involved.
 import { describe, expect, it } from 'vitest';
+import { thrownBy } from '../helpers/thrown.js';
 import { initialRegs, initialSregs } from '../../monitor/backend/kvm-x86.js';
 import { KvmBackend } from '../../monitor/backend/kvm.js';
 import { HostError } from '../../monitor/errors.js';
@@ -74,16 +75,7 @@ function fake(over: Record<string, unknown> = {}): Fake {
   return f;
 }
 
-function hostError(fn: () => unknown): string {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(HostError);
-  return (err as Error).message;
-}
+const hostError = (fn: () => unknown): string => thrownBy(fn, HostError).message;
 
 const throwing = (e: Error) => () => {
   throw e;

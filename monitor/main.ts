@@ -10,23 +10,23 @@ import { ExitCode, KernelError, TenderError, UsageError } from './errors.js';
 import { openKernel } from './kernel.js';
 import { PACKAGE_ROOT } from './paths.js';
 import type { Module } from './module.js';
+import { refuseInspector, restoreDefaultSignals } from './process-guard.js';
 import { createVm } from './tender.js';
+import { printable } from './text.js';
 
 const SIGINT = 2;
 const SIGTERM = 15;
 
 /**
- * Writes diagnostic lines to stderr, each prefixed with "prog: ". Control
- * characters are escaped, so a kernel path or manifest name holding a newline
- * cannot split a diagnostic or forge a line of its own.
+ * Writes diagnostic lines to stderr, each prefixed with "prog: ". Unprintable
+ * characters are escaped (text.ts), so a kernel path or manifest name holding
+ * a newline cannot split a diagnostic or forge a line of its own.
  */
 function printer(prog: string) {
   const out = (line: string) => writeSync(2, `${line}\n`);
-  const oneLine = (text: string) =>
-    text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return {
     raw: out,
-    line: (msg: string) => out(oneLine(`${prog}: ${msg}`)),
+    line: (msg: string) => out(printable(`${prog}: ${msg}`)),
   };
 }
 
@@ -54,6 +54,11 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
   const say = printer(prog);
   const usage = () => say.raw(usageText(prog, modules));
   try {
+    // First of all: no signal may open a debugging port (process-guard.ts).
+    // Loaded this early also so that every message uses the C library's error texts.
+    const binding = loadNative();
+    restoreDefaultSignals(binding);
+    refuseInspector();
     const action = firstPass(argv, modules);
     switch (action.kind) {
       case 'help':
@@ -69,8 +74,6 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
       case 'run':
         break;
     }
-    // Loaded first so that every message uses the C library's error texts.
-    const binding = loadNative();
     const kernel = openKernel(action.kernel);
     if (options.expectManifest && !sameBytes(kernel.manifest.bytes, options.expectManifest)) {
       kernel.close();
@@ -80,6 +83,7 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
     binding.installTerminationHandlers([SIGINT, SIGTERM]);
     const backend = () => new KvmBackend(binding);
     const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding, ...pollSpin() });
+    refuseInspector();
     const outcome = vm.run();
     switch (outcome.kind) {
       case 'halt':

@@ -2,6 +2,7 @@
 // descriptor, the tender's working copy that modules attach devices to, and
 // the bytes copied into guest memory at boot.
 import { KernelError } from './errors.js';
+import { decodeLossless } from './text.js';
 
 export const MFT_VERSION = 1;
 export const MFT_MAX_ENTRIES = 64;
@@ -86,7 +87,8 @@ export class Manifest {
     const base = this.entryOffset(index);
     const raw = this.bytes.subarray(base, base + MFT_NAME_SIZE);
     const nul = raw.indexOf(0);
-    return new TextDecoder('latin1').decode(raw.subarray(0, nul < 0 ? raw.length : nul));
+    // UTF-8 where valid; other bytes survive, to be shown as \xNN (text.ts).
+    return decodeLossless(raw.subarray(0, nul < 0 ? raw.length : nul));
   }
 
   type(index: number): number {

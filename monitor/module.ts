@@ -13,6 +13,20 @@ export type HaltHook = (status: number, cookie: number) => void;
 /** May claim an exit before the core dispatches it (true = handled, resume). */
 export type VmexitHook = (exit: VcpuExit) => boolean;
 
+/**
+ * What a handler that may wait on the host needs to know about the run, so a
+ * SIGTERM or a stop() ends it even while the guest's output is blocked.
+ */
+export interface RunControl {
+  /** True once a termination signal or a stop request is ending the run. */
+  ending(): boolean;
+  /**
+   * Waits until fd takes a write or timeoutMs passes (−1: no limit; fd < 0:
+   * just sleeps). Returns false, at once, if the run is ending.
+   */
+  waitWritable(fd: number, timeoutMs: number): boolean;
+}
+
 export interface SetupContext {
   readonly mem: GuestMemory;
   readonly mft: Manifest;
@@ -22,6 +36,8 @@ export interface SetupContext {
   onVmexit(fn: VmexitHook): void;
   /** Adds a host descriptor to POLL's wait set; readiness sets bit `handle`. */
   pollFd(fd: number, handle: number): void;
+  /** For handlers that wait on the host (full console pipe, full tap, slow disk). */
+  readonly run: RunControl;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
   /**

@@ -3,8 +3,9 @@
 // every device descriptor modules registered, created at the first POLL.
 import type { NativeBinding } from '../native/binding.js';
 import type { CoreHost } from './core.js';
+import type { RunControl } from './module.js';
 
-export class PollHost implements CoreHost {
+export class PollHost implements CoreHost, RunControl {
   private epfd = -1;
   private readonly keys = new Int32Array(64);
 
@@ -38,6 +39,22 @@ export class PollHost implements CoreHost {
       n = left > 0 ? b.waitsetWait(this.epfd, left, this.keys, 0) : 0;
     }
     return n < 0 ? null : Array.from(this.keys.subarray(0, n));
+  }
+
+  ending(): boolean {
+    return this.binding.pendingSignal() !== 0 || this.binding.stopRequested(this.vcpu.token);
+  }
+
+  waitWritable(fd: number, timeoutMs: number): boolean {
+    // The wake descriptor is written by the same code that records a signal
+    // or stop, so one that lands at any moment ends this wait.
+    for (;;) {
+      if (this.ending()) return false;
+      const r = this.binding.waitWritable(fd, this.vcpu.wakeFd, timeoutMs);
+      if (r >= 0) return !this.ending();
+      // −1 woken, −2 a signal: ours ends the wait above; others restart it.
+      if (r === -1 && !this.ending()) return true;
+    }
   }
 
   close(): void {

@@ -115,6 +115,7 @@ export function createVm(config: VmConfig): Vm {
       onHalt: (fn) => core.onHalt(fn),
       onVmexit: (fn) => core.onVmexit(fn),
       pollFd: (fd, handle) => core.pollFd(fd, handle),
+      run: host,
       warn: config.warn,
       deviceBytes: config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH),
     };

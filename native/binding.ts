@@ -65,11 +65,19 @@ export interface NativeBinding {
   strerror(errno: number): string;
   /** One write(2); returns bytes written, −1 for EAGAIN, −2 for EINTR. */
   writeFd(fd: number, bytes: Uint8Array): number;
+  /**
+   * poll(2) for fd writable (fd < 0: none, a pure sleep) or wakeFd readable,
+   * up to timeoutMs (−1: no limit). Returns 1 writable, 0 timeout, −1 woken, −2 EINTR.
+   */
+  waitWritable(fd: number, wakeFd: number, timeoutMs: number): number;
   /** Stores CLOCK_REALTIME ns as a little-endian u64 at bytes[offset]. */
   realtimeInto(bytes: Uint8Array, offset: number): void;
-  /** pread until bytes is full, EOF or error (thrown); returns bytes read. */
+  /**
+   * pread until bytes is full or EOF; returns bytes read, short also when a
+   * signal interrupted it, −2 if a signal came before any byte. Throws on error.
+   */
   preadAll(fd: number, bytes: Uint8Array, position: bigint): number;
-  /** pwrite all of bytes (short only if the file takes no more); throws on error. */
+  /** pwrite all of bytes, the same way as preadAll (short if the file takes no more). */
   pwriteAll(fd: number, bytes: Uint8Array, position: bigint): number;
   /** lseek(fd, 0, SEEK_END): the size of a file or block device. */
   seekEnd(fd: number): bigint;
@@ -89,6 +97,8 @@ export interface NativeBinding {
 
   installKickHandler(): void;
   installTerminationHandlers(signals: readonly number[]): void;
+  /** SIG_DFL (and unblocked on this thread) for SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM. */
+  restoreDefaultSignals(signals: readonly number[]): void;
   pendingSignal(): number;
   /** Returns false if that vCPU no longer exists. */
   kick(token: number): boolean;

@@ -4,6 +4,7 @@
 #include "native_util.h"
 
 #include <cstdint>
+#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,38 @@ static Napi::Value WriteFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(n));
 }
 
+// waitWritable(fd, wakeFd, timeoutMs): poll(2) until fd can take a write
+// (or has an error or hang-up to report), wakeFd is readable (the run must
+// end) or timeoutMs passes (-1: no limit). A negative fd makes it a sleep
+// that a stop or signal cuts short. Returns 1 writable, 0 timed out, -1 woken,
+// -2 interrupted by a signal.
+static Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    ThrowType(env, "expected (fd, wakeFd, timeoutMs)");
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int wake = info[1].As<Napi::Number>().Int32Value();
+  double ms = info[2].As<Napi::Number>().DoubleValue();
+  int timeout = ms < 0 ? -1 : ms > 2147483647.0 ? 2147483647 : static_cast<int>(ms);
+  struct pollfd p[2];
+  p[0].fd = fd < 0 ? -1 : fd;  // poll ignores negative descriptors
+  p[0].events = POLLOUT;
+  p[0].revents = 0;
+  p[1].fd = wake < 0 ? -1 : wake;
+  p[1].events = POLLIN;
+  p[1].revents = 0;
+  int n = poll(p, 2, timeout);
+  if (n < 0 && errno == EINTR) return Napi::Number::New(env, -2);
+  if (n < 0) {
+    ThrowErrno(env, "poll", errno);
+    return env.Undefined();
+  }
+  if (p[1].revents) return Napi::Number::New(env, -1);
+  return Napi::Number::New(env, p[0].revents ? 1 : 0);
+}
+
 // realtimeInto(bytes, offset): stores CLOCK_REALTIME in ns as a little-endian
 // u64 at bytes[offset] (WALLTIME without a BigInt per call).
 static Napi::Value RealtimeInto(const Napi::CallbackInfo& info) {
@@ -67,9 +100,11 @@ static bool PositionArg(const Napi::CallbackInfo& info, size_t i, uint64_t* out)
   return true;
 }
 
-// Positional transfer of all of `bytes`, retried after partial transfers and
-// EINTR. Returns the byte count moved (short only at end of file, or when the
-// device takes no more); throws on an I/O error.
+// Positional transfer of all of `bytes`, retried after partial transfers.
+// Returns the byte count moved (short at end of file, when the device takes
+// no more, or when a signal interrupted it after some bytes), -2 when a signal
+// interrupted it before any byte moved; throws on an I/O error. A signal is
+// not retried here: the caller decides whether the run is ending.
 template <bool WRITE>
 static Napi::Value Transfer(const Napi::CallbackInfo& info) {
   int fd;
@@ -83,7 +118,7 @@ static Napi::Value Transfer(const Napi::CallbackInfo& info) {
   while (done < len) {
     ssize_t n = WRITE ? pwrite(fd, data + done, len - done, static_cast<off_t>(pos + done))
                       : pread(fd, data + done, len - done, static_cast<off_t>(pos + done));
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) return Napi::Number::New(info.Env(), done ? static_cast<double>(done) : -2);
     if (n < 0) {
       ThrowErrno(info.Env(), WRITE ? "pwrite" : "pread", errno);
       return info.Env().Undefined();
@@ -120,6 +155,7 @@ void RegisterIo(Napi::Env env, Napi::Object exports) {
   exports.Set("pwriteAll", Napi::Function::New(env, Transfer<true>));
   exports.Set("seekEnd", Napi::Function::New(env, SeekEnd));
   exports.Set("writeFd", Napi::Function::New(env, WriteFd));
+  exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("realtimeInto", Napi::Function::New(env, RealtimeInto));
 }
 

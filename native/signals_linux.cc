@@ -82,6 +82,40 @@ static Napi::Value InstallTerminationHandlers(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// restoreDefaultSignals([1, 3, 10, 12, 13, 14]): the default action (and
+// unblocked on this thread) for signals Node takes over at start: SIGUSR1
+// would open Node's inspector, a debugging port that runs any code it is sent;
+// SIGPIPE is ignored by Node. The reference tender dies of all of these.
+static Napi::Value RestoreDefaultSignals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) {
+    ThrowType(env, "expected an array of signal numbers");
+    return env.Undefined();
+  }
+  Napi::Array sigs = info[0].As<Napi::Array>();
+  sigset_t set;
+  sigemptyset(&set);
+  for (uint32_t i = 0; i < sigs.Length(); i++) {
+    Napi::Value v = sigs.Get(i);
+    int sig = v.IsNumber() ? v.As<Napi::Number>().Int32Value() : -1;
+    if (sig != SIGHUP && sig != SIGQUIT && sig != SIGUSR1 && sig != SIGUSR2 && sig != SIGPIPE && sig != SIGALRM) {
+      ThrowType(env, "only SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE and SIGALRM can be restored");
+      return env.Undefined();
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    if (sigaction(sig, &sa, nullptr) != 0) {
+      ThrowErrno(env, "sigaction", errno);
+      return env.Undefined();
+    }
+    sigaddset(&set, sig);
+  }
+  int err = pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+  if (err != 0) ThrowErrno(env, "pthread_sigmask", err);
+  return env.Undefined();
+}
+
 // pendingSignal(): the first termination signal caught, or 0.
 static Napi::Value PendingSignal(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_pending_signal.load());
@@ -127,6 +161,7 @@ void RegisterSignals(Napi::Env env, Napi::Object exports) {
   exports.Set("installKickHandler", Napi::Function::New(env, InstallKickHandler));
   exports.Set("installTerminationHandlers", Napi::Function::New(env, InstallTerminationHandlers));
   exports.Set("pendingSignal", Napi::Function::New(env, PendingSignal));
+  exports.Set("restoreDefaultSignals", Napi::Function::New(env, RestoreDefaultSignals));
   exports.Set("kick", Napi::Function::New(env, Kick));
   exports.Set("stopRequested", Napi::Function::New(env, StopRequested));
 }

@@ -102,8 +102,8 @@ export function block(config: BlockConfig = {}): Module {
     setup(ctx) {
       if (devices.size === 0) return;
       const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true, ctx.deviceBytes));
-      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false, ctx.deviceBytes));
+      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true, ctx.deviceBytes, ctx.run));
+      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false, ctx.deviceBytes, ctx.run));
     },
 
     close() {

@@ -4,6 +4,7 @@
 import { ArgSize, Result } from '../../monitor/abi.js';
 import { HostError } from '../../monitor/errors.js';
 import type { GuestMemory } from '../../monitor/memory.js';
+import type { RunControl } from '../../monitor/module.js';
 import { describeSystemError } from '../../monitor/errors.js';
 import type { NativeBinding } from '../../native/binding.js';
 
@@ -21,6 +22,7 @@ export function blockIoHandler(
   native: NativeBinding,
   write: boolean,
   deviceBytes: Float64Array,
+  run: RunControl,
 ): (gpa: number) => void {
   return (gpa) => {
     const off = mem.struct(gpa, ArgSize.BLOCK, 'write');
@@ -37,12 +39,22 @@ export function blockIoHandler(
     // Reading from the disk writes guest memory, and the other way round.
     const { gpa: data, len: n } = mem.regionAt(off + 16, off + 24, write ? 'read' : 'write');
     const view = mem.bytes.subarray(data, data + n);
-    let done: number;
-    try {
-      done = write ? native.pwriteAll(dev.fd, view, offset) : native.preadAll(dev.fd, view, offset);
-    } catch (e) {
-      throw new HostError(`Fatal error when ${write ? 'writing' : 'reading'}: ${describeSystemError(e)}`);
+    let done = 0;
+    for (;;) {
+      let k: number;
+      const rest = done === 0 ? view : view.subarray(done);
+      try {
+        const at = done === 0 ? offset : offset + BigInt(done);
+        k = write ? native.pwriteAll(dev.fd, rest, at) : native.preadAll(dev.fd, rest, at);
+      } catch (e) {
+        throw new HostError(`Fatal error when ${write ? 'writing' : 'reading'}: ${describeSystemError(e)}`);
+      }
+      if (k > 0) done += k;
+      // A signal cut the transfer short: end the run if it is ending (the
+      // guest gets no answer; what reached the file stays), else go on.
+      if (done === n || k === 0 || run.ending()) break;
     }
+    if (done !== n && run.ending()) return;
     if (done !== n) {
       throw new HostError(`Fatal error: ${write ? 'wrote' : 'read'} only ${done} out of ${n} bytes`);
     }

@@ -144,7 +144,7 @@ export function net(config: NetConfig = {}): Module {
     setup(ctx) {
       if (devices.size === 0) return;
       const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx.mem, devices, native, ctx.deviceBytes));
+      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx.mem, devices, native, ctx.deviceBytes, ctx.run));
       ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx.mem, devices, native, ctx.deviceBytes));
       for (const [index, d] of devices) ctx.pollFd(d.fd, index);
     },

@@ -4,13 +4,12 @@
 import { ArgSize, Result } from '../../monitor/abi.js';
 import { describeSystemError, HostError } from '../../monitor/errors.js';
 import type { GuestMemory } from '../../monitor/memory.js';
+import type { RunControl } from '../../monitor/module.js';
 import type { NativeBinding } from '../../native/binding.js';
 
 export interface NetDevice {
   fd: number;
 }
-
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Checks a NET_WRITE/NET_READ structure and finds its device. Returns null
@@ -27,7 +26,7 @@ function netCall(mem: GuestMemory, gpa: number, devices: ReadonlyMap<number, Net
   return { off, dev, handle: lo };
 }
 
-export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array) {
+export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, NetDevice>, native: NativeBinding, bytes: Float64Array, run: RunControl) {
   return (gpa: number): void => {
     const call = netCall(mem, gpa, devices);
     if (!call) return;
@@ -45,8 +44,9 @@ export function netWriteHandler(mem: GuestMemory, devices: ReadonlyMap<number, N
         if (n !== len) throw new HostError(`Fatal error: wrote only ${n} out of ${len} bytes`);
         break;
       }
-      if (native.pendingSignal() !== 0) return; // the run is ending
-      if (n === -1) Atomics.wait(pause, 0, 0, 1); // tap queue full: retry in 1 ms
+      // Interrupted, or the tap queue is full (retry in 1 ms): either way a
+      // signal or stop() that is ending the run ends the wait.
+      if (run.ending() || (n === -1 && !run.waitWritable(-1, 1))) return;
     }
     bytes[2 * handle + 1] = (bytes[2 * handle + 1] ?? 0) + len;
     mem.view.setInt32(off + 24, Result.OK, true);

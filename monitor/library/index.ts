@@ -1,7 +1,6 @@
 // startUnikernel: runs one unikernel in its own worker thread, so the
 // caller's event loop never blocks and many VMs share one process. The
 // handle reports how the VM ended, stops it, and reads its live statistics.
-import { StringDecoder } from 'node:string_decoder';
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { loadNative } from '../../native/binding.js';
@@ -10,6 +9,7 @@ import { Hypercall, HYPERCALL_MAX } from '../abi.js';
 import { ConfigError, GuestError, HostError, KernelError, TenderError, UsageError } from '../errors.js';
 import { DeviceType } from '../manifest.js';
 import { DIST } from '../paths.js';
+import { consoleCounter, consoleTaker, wakeSink } from './console-flow.js';
 import { checkOptions, OptionError, type UnikernelOptions } from './options.js';
 import { type ExitReason, STATS, type WorkerInput, type WorkerMessage } from './shared.js';
 
@@ -64,18 +64,6 @@ function reviveError(e: { name: string; code: string; message: string; warnings:
   }
 }
 
-function consoleWriter(target: UnikernelOptions['console']): (bytes: Uint8Array) => void {
-  if (target === undefined) return (bytes) => process.stdout.write(bytes);
-  if (typeof target === 'function') {
-    const decoder = new StringDecoder('utf8');
-    return (bytes) => {
-      const text = decoder.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      if (text) target(text);
-    };
-  }
-  return (bytes) => target.write(bytes);
-}
-
 /**
  * Starts a unikernel. Resolves once the VM is built and running; rejects with
  * a TenderError subclass (its `code` says which kind) for every condition the
@@ -88,6 +76,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     return Promise.reject(e);
   }
   const stats = new SharedArrayBuffer(STATS.length * 8);
+  const consoleRoom = consoleCounter();
   const input: WorkerInput = {
     kernel: options.kernel,
     memoryMiB: options.memoryMiB ?? 512,
@@ -97,9 +86,9 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     net: { ...options.net },
     netMac: { ...options.netMac },
     stats,
+    console: consoleRoom,
     ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),
   };
-  const writeConsole = consoleWriter(options.console);
   const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
   const worker = new Worker(join(DIST, 'monitor', 'library', 'worker.js'), { workerData: input });
   const started = Date.now();
@@ -111,18 +100,28 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     let names: { name: string; type: number }[] = [];
     let settle: (info: ExitInfo) => void = () => {};
     const exited = new Promise<ExitInfo>((r) => (settle = r));
+    const stop = () => {
+      if (ended) return;
+      // A token of an ended VM names nothing: kick() then does nothing.
+      loadNative().kick(token);
+      wakeSink(consoleRoom);
+    };
+    /** Set when the console threw or errored: the VM is stopped and ends with this. */
+    let consoleFailure: string | null = null;
+    const output = consoleTaker(options.console, consoleRoom, (message) => {
+      consoleFailure = message;
+      stop();
+    });
     const finish = (info: ExitInfo) => {
       if (ended) return;
-      ended = info;
+      output.close();
+      ended = consoleFailure === null ? info : { status: 1, reason: 'error', message: consoleFailure };
       endedAt = Date.now();
-      settle(info);
+      settle(ended);
     };
     const handle: Unikernel = {
       exited,
-      stop() {
-        // A token of an ended VM names nothing: kick() then does nothing.
-        if (!ended) loadNative().kick(token);
-      },
+      stop,
       stats: () => readStats(new Float64Array(stats), names, (ended ? endedAt : Date.now()) - started, token, ended !== null),
     };
 
@@ -134,7 +133,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
           resolve(handle);
           break;
         case 'console':
-          writeConsole(m.bytes);
+          output.take(m.bytes);
           break;
         case 'warn':
           warn(m.line);

@@ -25,6 +25,8 @@ export interface WorkerInput {
   netMac: Record<string, string>;
   pollSpinNs?: number;
   stats: SharedArrayBuffer;
+  /** Console bytes in flight to the caller (see console-flow.ts). */
+  console: SharedArrayBuffer;
 }
 
 export type WorkerMessage =

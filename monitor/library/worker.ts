@@ -12,6 +12,8 @@ import { COUNTERS_LENGTH } from '../core.js';
 import { ConfigError, GuestError, TenderError } from '../errors.js';
 import { kernelFromBytes, openKernel } from '../kernel.js';
 import { DEVICE_BYTES_LENGTH, createVm } from '../tender.js';
+import { printable } from '../text.js';
+import { postingSink } from './console-flow.js';
 import { STATS, type WorkerInput, type WorkerMessage } from './shared.js';
 
 const input = workerData as WorkerInput;
@@ -36,8 +38,7 @@ function run(): void {
     const binding = loadNative();
     const kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
     const modules = [
-      // The bytes are only valid during the call: copy them before posting.
-      consoleModule({ sink: (bytes) => post({ type: 'console', bytes: bytes.slice() }) }),
+      consoleModule({ sink: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) }),
       block({ paths: input.block, sectorSizes: input.blockSectorSize, binding }),
       net({ taps: input.net, macs: macs(), binding }),
     ];
@@ -47,7 +48,7 @@ function run(): void {
       args: input.args,
       modules,
       backend: () => new KvmBackend(binding),
-      warn: (line) => post({ type: 'warn', line }),
+      warn: (line) => post({ type: 'warn', line: printable(line) }),
       binding,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
       deviceBytes: new Float64Array(input.stats, STATS.deviceBytes * 8, DEVICE_BYTES_LENGTH),
@@ -61,7 +62,9 @@ function run(): void {
     vm?.close();
     const err = e instanceof Error ? e : new Error(String(e));
     const tender = e instanceof TenderError ? e : null;
-    post({ type: 'failed', error: { name: err.name, code: tender?.code ?? 'EINTERNAL', message: err.message, warnings: [...(tender?.warnings ?? [])] } });
+    // Messages reach the caller as the CLI would print them: one line, visible (text.ts).
+    const warnings = (tender?.warnings ?? []).map(printable);
+    post({ type: 'failed', error: { name: err.name, code: tender?.code ?? 'EINTERNAL', message: printable(err.message), warnings } });
     return;
   }
   let message: WorkerMessage;
@@ -72,7 +75,7 @@ function run(): void {
       : { type: 'exit', status: 1, reason: 'stopped' };
   } catch (e) {
     const reason = e instanceof GuestError ? 'fault' : 'error';
-    message = { type: 'exit', status: 1, reason, message: e instanceof Error ? e.message : String(e) };
+    message = { type: 'exit', status: 1, reason, message: printable(e instanceof Error ? e.message : String(e)) };
   }
   // Final figures first: the caller may read stats as soon as it hears of the exit.
   stats[STATS.cpuEnd] = Math.max(loadNative().threadCpuNs(vm.vcpuToken), 0);

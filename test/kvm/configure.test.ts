@@ -88,7 +88,7 @@ describe('configure: the generated source', () => {
     const text = readFileSync(mon, 'utf8');
     expect(text).not.toMatch(/modules\/block|modules\/net|defaultModules/);
     expect(text).toMatch(/expectManifest/);
-    expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(text.startsWith('#!/usr/bin/env -S -u NODE_OPTIONS node\n')).toBe(true);
     expect(statSync(mon).mode & 0o111).not.toBe(0);
   });
 

@@ -144,6 +144,23 @@ describe('kernel file problems', () => {
     fails([p], `${p.replace('\n', '\\x0a')}: invalid executable: elf header does not match the expected size (0 != 64)`);
   });
 
+  it.each([
+    ['bytes that are not UTF-8', '\xff\xfe\x80', '\\xff\\xfe\\x80'],
+    ['a C1 control (U+0085, UTF-8 c2 85)', 'a\xc2\x85b', 'a\\xc2\\x85b'],
+    ['a C0 control and an ANSI escape', 'x\x1b[31my\x07', 'x\\x1b[31my\\x07'],
+    ['a bidi override (U+202E, UTF-8 e2 80 ae)', 'ab\xe2\x80\xaecd', 'ab\\xe2\\x80\\xaecd'],
+    ['valid UTF-8 letters (printed as they are)', 'caf\xc3\xa9', 'café'],
+  ])('a manifest name with %s is printed with every unprintable byte escaped', (_what, name, shown) => {
+    const p = kernelFile(`name-${Buffer.from(name, 'latin1').toString('hex')}.hvt`, { manifest: { devices: [{ name, type: MFT_BLOCK_BASIC }] } });
+    const r = runTender([p]);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      `${PROG}: Device '${shown}' of type BLOCK_BASIC declared but not attached.\n` +
+        `${PROG}: All declared devices must be attached. See --help for syntax.\n`,
+    );
+  });
+
   it('an empty file', () => {
     const p = file('empty.hvt', '');
     fails([p], `${p}: invalid executable: elf header does not match the expected size (0 != 64)`);

@@ -5,9 +5,9 @@ import { openSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../dist/native/binding.js';
-import { KvmBackend } from '../dist/monitor/backend/kvm.js';
-import { openKernel } from '../dist/monitor/kernel.js';
-import { createVm } from '../dist/monitor/tender.js';
+import { KvmBackend } from '../dist/monitor/backend/kvm/backend.js';
+import { openKernel } from '../dist/monitor/kernel/kernel.js';
+import { createVm } from '../dist/monitor/vm/compose.js';
 import { console as consoleModule, fdSink } from '../dist/modules/console/index.js';
 
 export const ROOT = join(import.meta.dirname, '..');

@@ -1,8 +1,8 @@
 // Helpers the device modules share: the NAME=VALUE option syntax (§2.3 rule
 // 6) and matching options against the manifest (§4.3).
-import { invalidOption } from './cli.js';
+import { invalidOption } from './cli/parse.js';
 import { ConfigError } from './errors.js';
-import type { Manifest } from './manifest.js';
+import type { Manifest } from './kernel/manifest.js';
 
 const NAME = /^([A-Za-z0-9]{1,67})=/;
 

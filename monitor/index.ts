@@ -1,11 +1,11 @@
 // Library entry point: import { … } from 'ukvm-ts'.
-export { createVm, type Vm, type VmConfig } from './tender.js';
-export { openKernel, kernelFromBytes, type Kernel } from './kernel.js';
-export { KvmBackend } from './backend/kvm.js';
+export { createVm, type Vm, type VmConfig } from './vm/compose.js';
+export { openKernel, kernelFromBytes, type Kernel } from './kernel/kernel.js';
+export { KvmBackend } from './backend/kvm/backend.js';
 export type { Backend, Machine, Vcpu, VcpuExit, BootState } from './backend/backend.js';
 export type { Module, SetupContext } from './module.js';
-export type { RunOutcome } from './core.js';
-export { defaultModules } from './modules.js';
+export type { RunOutcome } from './vm/core.js';
+export { defaultModules } from './registry.js';
 export { console } from '../modules/console/index.js';
 export * from './errors.js';
 export { loadNative, type NativeBinding } from '../native/binding.js';

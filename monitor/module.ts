@@ -1,10 +1,10 @@
 // The contract between the core and a device module (DESIGN.md). A module is
 // made by a factory (console(), block(), net()) and keeps its state in that
 // closure, so one process can run several monitors side by side.
-import type { HypercallNr } from './abi.js';
+import type { HypercallNr } from './abi/constants.js';
 import type { VcpuExit } from './backend/backend.js';
-import type { Manifest } from './manifest.js';
-import type { GuestMemory } from './memory.js';
+import type { Manifest } from './kernel/manifest.js';
+import type { GuestMemory } from './vm/memory.js';
 
 /** Handles one hypercall; gpa is the argument structure's address (32-bit). */
 export type HypercallHandler = (gpa: number) => void;

@@ -2,11 +2,11 @@
 // manifest's BLOCK_BASIC entries and serves BLOCK_WRITE / BLOCK_READ.
 // Every option is checked and every device opened before the VM is built.
 import { closeSync, openSync } from 'node:fs';
-import { Hypercall } from '../../monitor/abi.js';
-import { invalidOption } from '../../monitor/cli.js';
+import { Hypercall } from '../../monitor/abi/constants.js';
+import { invalidOption } from '../../monitor/cli/parse.js';
 import { ConfigError, HostError, withErrno } from '../../monitor/errors.js';
 import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
-import { DeviceType, Entry } from '../../monitor/manifest.js';
+import { DeviceType, Entry } from '../../monitor/kernel/manifest.js';
 import type { Module } from '../../monitor/module.js';
 import { loadNative, type NativeBinding } from '../../native/binding.js';
 import { type BlockDevice, blockIoHandler } from './io.js';

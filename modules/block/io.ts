@@ -1,9 +1,9 @@
 // BLOCK_WRITE / BLOCK_READ (spec §10.4, §10.5). Bounds are computed in 64-bit
 // BigInt, so offsets above 2^53 are exact; data moves with pread/pwrite
 // straight between the file and the guest-memory view, no copy in between.
-import { ArgSize, Result } from '../../monitor/abi.js';
+import { ArgSize, Result } from '../../monitor/abi/constants.js';
 import { HostError } from '../../monitor/errors.js';
-import type { GuestMemory } from '../../monitor/memory.js';
+import type { GuestMemory } from '../../monitor/vm/memory.js';
 import type { RunControl } from '../../monitor/module.js';
 import { describeSystemError } from '../../monitor/errors.js';
 import type { NativeBinding } from '../../native/binding.js';

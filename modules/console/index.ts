@@ -4,7 +4,7 @@
 // SIGTERM or stop() must end a run whose stdout is a pipe nobody reads.
 import { fstatSync } from 'node:fs';
 import { loadNative } from '../../native/binding.js';
-import { ArgSize, Hypercall } from '../../monitor/abi.js';
+import { ArgSize, Hypercall } from '../../monitor/abi/constants.js';
 import { HostError, withErrno } from '../../monitor/errors.js';
 import type { Module, RunControl } from '../../monitor/module.js';
 

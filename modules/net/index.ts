@@ -4,11 +4,11 @@
 // each tap to POLL's wait set and serves NET_WRITE / NET_READ.
 import { randomBytes } from 'node:crypto';
 import { closeSync } from 'node:fs';
-import { GUEST_PAGE, Hypercall } from '../../monitor/abi.js';
-import { invalidOption } from '../../monitor/cli.js';
+import { GUEST_PAGE, Hypercall } from '../../monitor/abi/constants.js';
+import { invalidOption } from '../../monitor/cli/parse.js';
 import { ConfigError, describeSystemError, HostError } from '../../monitor/errors.js';
 import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
-import { DeviceType, Entry } from '../../monitor/manifest.js';
+import { DeviceType, Entry } from '../../monitor/kernel/manifest.js';
 import type { Module } from '../../monitor/module.js';
 import { loadNative, type NativeBinding } from '../../native/binding.js';
 import { type NetDevice, netReadHandler, netWriteHandler } from './io.js';

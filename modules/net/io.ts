@@ -1,9 +1,9 @@
 // NET_WRITE / NET_READ (spec §10.6, §10.7): one frame per call between the
 // tap descriptor and the guest-memory view. Frames are never dropped by the
 // monitor: a full tap queue (EAGAIN) is waited out instead of being fatal.
-import { ArgSize, Result } from '../../monitor/abi.js';
+import { ArgSize, Result } from '../../monitor/abi/constants.js';
 import { describeSystemError, HostError } from '../../monitor/errors.js';
-import type { GuestMemory } from '../../monitor/memory.js';
+import type { GuestMemory } from '../../monitor/vm/memory.js';
 import type { RunControl } from '../../monitor/module.js';
 import type { NativeBinding } from '../../native/binding.js';
 

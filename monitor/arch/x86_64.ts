@@ -2,7 +2,7 @@
 // and page tables written into guest RAM, and the initial CPU state described
 // neutrally; each backend converts it to its own format (KVM:
 // backend/kvm-x86.ts). Unit tests check them byte for byte.
-import { BOOT_INFO_GPA, GUEST_PAGE, MIN_LOAD_ADDR } from '../abi.js';
+import { BOOT_INFO_GPA, GUEST_PAGE, MIN_LOAD_ADDR } from '../abi/constants.js';
 
 export const GDT_GPA = 0x1000;
 export const GDT_LIMIT = 0x17;

@@ -4,10 +4,10 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { loadNative } from '../../native/binding.js';
-import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../core.js';
-import { Hypercall, HYPERCALL_MAX } from '../abi.js';
+import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../vm/core.js';
+import { Hypercall, HYPERCALL_MAX } from '../abi/constants.js';
 import { ConfigError, GuestError, HostError, KernelError, TenderError, UsageError } from '../errors.js';
-import { DeviceType } from '../manifest.js';
+import { DeviceType } from '../kernel/manifest.js';
 import { DIST } from '../paths.js';
 import { consoleCounter, consoleTaker, wakeSink } from './console-flow.js';
 import { checkOptions, OptionError, type UnikernelOptions } from './options.js';

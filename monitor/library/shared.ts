@@ -1,7 +1,7 @@
 // What the caller's thread and a VM's worker thread exchange: the worker's
 // input, its messages, and the layout of the shared statistics buffer.
-import { COUNTERS_LENGTH } from '../core.js';
-import { DEVICE_BYTES_LENGTH } from '../tender.js';
+import { COUNTERS_LENGTH } from '../vm/core.js';
+import { DEVICE_BYTES_LENGTH } from '../vm/compose.js';
 
 /** Layout of the SharedArrayBuffer of one VM's stats, in Float64 slots. */
 export const STATS = {

@@ -34,8 +34,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KernelError } from '../../monitor/errors.js';
-import { type Kernel, kernelFromBytes } from '../../monitor/kernel.js';
-import { type LoadResult, loadElf, type SegmentProtection } from '../../monitor/loader.js';
+import { type Kernel, kernelFromBytes } from '../../monitor/kernel/kernel.js';
+import { type LoadResult, loadElf, type SegmentProtection } from '../../monitor/kernel/loader.js';
 import {
   abiNote,
   kernel,

@@ -1,7 +1,7 @@
 // An independent model of spec §3.1–§3.5 and §4.2 for the ELF fuzz tests
 // (test/fuzz/elf.fuzz.test.ts): written from the spec, sharing no code with
 // monitor/, so the tender and the model can be checked against each other.
-import type { SegmentProtection } from '../../monitor/loader.js';
+import type { SegmentProtection } from '../../monitor/kernel/loader.js';
 import { PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE } from './elf-builder.js';
 
 const MIN_LOAD = 0x100000;

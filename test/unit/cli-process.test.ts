@@ -7,8 +7,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { usageText } from '../../monitor/cli.js';
-import { defaultModules } from '../../monitor/modules.js';
+import { usageText } from '../../monitor/cli/parse.js';
+import { defaultModules } from '../../monitor/registry.js';
 import {
   EM_AARCH64,
   ELFCLASS32,

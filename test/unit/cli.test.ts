@@ -1,11 +1,11 @@
 // Command line (spec §2), memory sizing (§6.1) and the guest command line (§8.3).
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
-import { buildCmdline } from '../../monitor/bootinfo.js';
-import { firstPass, secondPass, usageText, versionText } from '../../monitor/cli.js';
+import { buildCmdline } from '../../monitor/vm/bootinfo.js';
+import { firstPass, secondPass, usageText, versionText } from '../../monitor/cli/parse.js';
 import { ConfigError, UsageError } from '../../monitor/errors.js';
-import { Manifest } from '../../monitor/manifest.js';
-import { parseMemArg, sizeMemory } from '../../monitor/memsize.js';
+import { Manifest } from '../../monitor/kernel/manifest.js';
+import { parseMemArg, sizeMemory } from '../../monitor/vm/memsize.js';
 import type { Module } from '../../monitor/module.js';
 import { console } from '../../modules/console/index.js';
 import { manifestBytes, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';

@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
 import type { Vcpu, VcpuExit } from '../../monitor/backend/backend.js';
-import { Core, type CoreHost } from '../../monitor/core.js';
+import { Core, type CoreHost } from '../../monitor/vm/core.js';
 import { GuestError, HostError } from '../../monitor/errors.js';
-import { GuestMemory } from '../../monitor/memory.js';
+import { GuestMemory } from '../../monitor/vm/memory.js';
 
 const MEM = 4 << 20;
 const NOW = 1_700_000_000_123_456_789n;

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
 import { onlyDevice, requireDeclared, splitNamed } from '../../monitor/devices.js';
 import { ConfigError, UsageError } from '../../monitor/errors.js';
-import { DeviceType, Manifest } from '../../monitor/manifest.js';
+import { DeviceType, Manifest } from '../../monitor/kernel/manifest.js';
 import { parseBlockOption, parseSectorSize } from '../../modules/block/options.js';
 import { parseFdRef, parseMac, parseNetOption } from '../../modules/net/options.js';
 

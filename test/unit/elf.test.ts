@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ABI_NOTE, bufferSource, checkAbiNote, findNote, MANIFEST_NOTE, readElf } from '../../monitor/elf.js';
+import { ABI_NOTE, bufferSource, checkAbiNote, findNote, MANIFEST_NOTE, readElf } from '../../monitor/kernel/elf.js';
 import { KernelError } from '../../monitor/errors.js';
-import { kernelFromBytes, openKernel } from '../../monitor/kernel.js';
-import { Manifest } from '../../monitor/manifest.js';
+import { kernelFromBytes, openKernel } from '../../monitor/kernel/kernel.js';
+import { Manifest } from '../../monitor/kernel/manifest.js';
 import {
   abiNote,
   buildElf,

@@ -2,8 +2,8 @@
 // #9 item 2): NET_WRITE on a full tap and block I/O that a signal cut short,
 // over a fake binding and a fake RunControl — no KVM, no descriptors.
 import { describe, expect, it } from 'vitest';
-import { Result } from '../../monitor/abi.js';
-import { GuestMemory } from '../../monitor/memory.js';
+import { Result } from '../../monitor/abi/constants.js';
+import { GuestMemory } from '../../monitor/vm/memory.js';
 import type { RunControl } from '../../monitor/module.js';
 import { blockIoHandler } from '../../modules/block/io.js';
 import { netWriteHandler } from '../../modules/net/io.js';

@@ -3,8 +3,8 @@
 // struct kvm_run decoder. No /dev/kvm involved.
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
-import { initialRegs, initialSregs } from '../../monitor/backend/kvm-x86.js';
-import { KvmBackend } from '../../monitor/backend/kvm.js';
+import { initialRegs, initialSregs } from '../../monitor/backend/kvm/x86.js';
+import { KvmBackend } from '../../monitor/backend/kvm/backend.js';
 import { HostError } from '../../monitor/errors.js';
 import { type NativeBinding, RUN_EXIT, RUN_FAULT, RUN_INTERRUPTED } from '../../native/binding.js';
 

@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bufferSource, type ByteSource, readElf } from '../../monitor/elf.js';
+import { bufferSource, type ByteSource, readElf } from '../../monitor/kernel/elf.js';
 import { KernelError } from '../../monitor/errors.js';
-import { openKernel } from '../../monitor/kernel.js';
-import { hostProtection, type LoadResult, type LoadTarget, loadElf, type SegmentProtection } from '../../monitor/loader.js';
+import { openKernel } from '../../monitor/kernel/kernel.js';
+import { hostProtection, type LoadResult, type LoadTarget, loadElf, type SegmentProtection } from '../../monitor/kernel/loader.js';
 import {
   BSS_VADDR,
   DATA_VADDR,

@@ -1,7 +1,7 @@
 // Manifest validation (spec §4.2), lookup (§4.3) and the attached check (§4.4).
 import { describe, expect, it } from 'vitest';
 import { KernelError } from '../../monitor/errors.js';
-import { DeviceType, Entry, Manifest, MFT_MAX_ENTRIES, typeName } from '../../monitor/manifest.js';
+import { DeviceType, Entry, Manifest, MFT_MAX_ENTRIES, typeName } from '../../monitor/kernel/manifest.js';
 import { manifestBytes, type ManifestOptions, MFT_BLOCK_BASIC, MFT_NET_BASIC, MFT_RESERVED_FIRST, RESERVED_ENTRY } from '../helpers/elf-builder.js';
 
 const K = 'k.hvt';

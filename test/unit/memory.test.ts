@@ -2,7 +2,7 @@
 // values as two 32-bit halves, exact messages, host-protection checks.
 import { describe, expect, it } from 'vitest';
 import { GuestError } from '../../monitor/errors.js';
-import { GuestMemory } from '../../monitor/memory.js';
+import { GuestMemory } from '../../monitor/vm/memory.js';
 
 const SIZE = 1 << 20; // 1 MiB of guest memory
 const U32 = 0xffffffff;

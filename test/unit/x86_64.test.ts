@@ -3,9 +3,9 @@
 // and the boot info / manifest copy / command line placement (§8).
 import { describe, expect, it } from 'vitest';
 import { GDT_CODE, GDT_DATA, writeGdt, writePageTables } from '../../monitor/arch/x86_64.js';
-import { initialRegs, initialSregs, REGS_SIZE, ripOf, SREGS_SIZE } from '../../monitor/backend/kvm-x86.js';
-import { buildCmdline, cmdlineGpa, writeBootInfo } from '../../monitor/bootinfo.js';
-import { Manifest } from '../../monitor/manifest.js';
+import { initialRegs, initialSregs, REGS_SIZE, ripOf, SREGS_SIZE } from '../../monitor/backend/kvm/x86.js';
+import { buildCmdline, cmdlineGpa, writeBootInfo } from '../../monitor/vm/bootinfo.js';
+import { Manifest } from '../../monitor/kernel/manifest.js';
 import { manifestBytes, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';
 
 const MiB = 2 ** 20;

@@ -2,11 +2,11 @@
 // descriptors (collisions refused), the core hypercalls WALLTIME, POLL and
 // HALT, and the vCPU loop that dispatches decoded exits (spec §9.2, §10).
 // dispatch() takes a made-up exit in unit tests; nothing here knows KVM.
-import { ArgSize, HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type HypercallNr } from './abi.js';
-import type { Vcpu, VcpuExit } from './backend/backend.js';
-import { GuestError, HostError } from './errors.js';
+import { ArgSize, HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type HypercallNr } from '../abi/constants.js';
+import type { Vcpu, VcpuExit } from '../backend/backend.js';
+import { GuestError, HostError } from '../errors.js';
 import type { GuestMemory } from './memory.js';
-import type { HaltHook, HypercallHandler, VmexitHook } from './module.js';
+import type { HaltHook, HypercallHandler, VmexitHook } from '../module.js';
 
 /** How a run ended. */
 export type RunOutcome =

@@ -2,17 +2,17 @@
 // process exit status; bin/ukvm-ts calls process.exit with what main returns.
 import { readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative } from '../native/binding.js';
-import { KvmBackend } from './backend/kvm.js';
-import { firstPass, secondPass, usageText, versionText } from './cli.js';
+import { loadNative } from '../../native/binding.js';
+import { KvmBackend } from '../backend/kvm/backend.js';
+import { firstPass, secondPass, usageText, versionText } from './parse.js';
 import { configure } from './configure.js';
-import { ExitCode, KernelError, TenderError, UsageError } from './errors.js';
-import { openKernel } from './kernel.js';
-import { PACKAGE_ROOT } from './paths.js';
-import type { Module } from './module.js';
+import { ExitCode, KernelError, TenderError, UsageError } from '../errors.js';
+import { openKernel } from '../kernel/kernel.js';
+import { PACKAGE_ROOT } from '../paths.js';
+import type { Module } from '../module.js';
 import { refuseInspector, restoreDefaultSignals } from './process-guard.js';
-import { createVm } from './tender.js';
-import { printable } from './text.js';
+import { createVm } from '../vm/compose.js';
+import { printable } from '../text.js';
 
 const SIGINT = 2;
 const SIGTERM = 15;

@@ -2,7 +2,7 @@
 // manifest (spec §3.4, §3.5, §4.2), all checked before anything is built.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { type ByteSource, bufferSource, checkAbiNote, type ElfImage, findNote, MANIFEST_NOTE, readElf } from './elf.js';
-import { KernelError, withErrno } from './errors.js';
+import { KernelError, withErrno } from '../errors.js';
 import { Manifest } from './manifest.js';
 
 export interface Kernel {

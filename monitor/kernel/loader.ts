@@ -1,9 +1,9 @@
 // Loads the PT_LOAD segments of a checked ELF into guest RAM and applies the
 // host protections (spec §3.2, §3.3), rule by rule in the reference's order so
 // that the same broken file gets the same message.
-import { MIN_LOAD_ADDR } from './abi.js';
+import { MIN_LOAD_ADDR } from '../abi/constants.js';
 import { type ByteSource, type ElfImage, invalidExe, PF_R, PF_W, PF_X, PT_LOAD, readFull } from './elf.js';
-import { KernelError } from './errors.js';
+import { KernelError } from '../errors.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const PAGE = 4096n;

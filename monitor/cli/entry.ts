@@ -6,7 +6,7 @@
 // solo5-hvt answers as solo5-hvt.
 import { basename } from 'node:path';
 import { main, runConfigure } from './main.js';
-import { defaultModules } from './modules.js';
+import { defaultModules } from '../registry.js';
 
 const prog = basename(process.argv[1] ?? 'ukvm-ts');
 const argv = process.argv.slice(2);

@@ -1,8 +1,8 @@
 // The application manifest (spec §4): parsing and validation of the note's
 // descriptor, the tender's working copy that modules attach devices to, and
 // the bytes copied into guest memory at boot.
-import { KernelError } from './errors.js';
-import { decodeLossless } from './text.js';
+import { KernelError } from '../errors.js';
+import { decodeLossless } from '../text.js';
 
 export const MFT_VERSION = 1;
 export const MFT_MAX_ENTRIES = 64;

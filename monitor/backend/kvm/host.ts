@@ -1,9 +1,9 @@
 // The host side of the core's clock and POLL: CLOCK_REALTIME, and an epoll
 // wait set holding the vCPU's wake descriptor (signals, stop requests) and
 // every device descriptor modules registered, created at the first POLL.
-import type { NativeBinding } from '../native/binding.js';
-import type { CoreHost } from './core.js';
-import type { RunControl } from './module.js';
+import type { NativeBinding } from '../../../native/binding.js';
+import type { CoreHost } from '../../vm/core.js';
+import type { RunControl } from '../../module.js';
 
 export class PollHost implements CoreHost, RunControl {
   private epfd = -1;

@@ -2,10 +2,10 @@
 // vCPU creation, initial CPU state, and the one place a struct kvm_run exit is
 // decoded into a VcpuExit. Fatal conditions are thrown as HostError with the
 // reference's wording; the ioctls themselves are in native/kvm_linux.cc.
-import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../native/binding.js';
-import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './kvm-x86.js';
-import { HostError, withErrno } from '../errors.js';
-import type { Backend, BootState, Machine, Vcpu, VcpuExit } from './backend.js';
+import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
+import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
+import { HostError, withErrno } from '../../errors.js';
+import type { Backend, BootState, Machine, Vcpu, VcpuExit } from '../backend.js';
 
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;

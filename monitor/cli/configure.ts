@@ -5,10 +5,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError } from './errors.js';
-import { openKernel } from './kernel.js';
-import { DeviceType, type Manifest } from './manifest.js';
-import { DIST } from './paths.js';
+import { UsageError } from '../errors.js';
+import { openKernel } from '../kernel/kernel.js';
+import { DeviceType, type Manifest } from '../kernel/manifest.js';
+import { DIST } from '../paths.js';
 import { SHEBANG } from './process-guard.js';
 
 

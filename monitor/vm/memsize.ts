@@ -1,7 +1,7 @@
 // Guest memory sizing (spec §6.1): --mem parsing with the reference's strtoll
 // rules, 2 MiB granularity, the 4 GiB cap and the hidden net ring.
-import { GUEST_PAGE, MAX_ALLOC, MiB } from './abi.js';
-import { ConfigError } from './errors.js';
+import { GUEST_PAGE, MAX_ALLOC, MiB } from '../abi/constants.js';
+import { ConfigError } from '../errors.js';
 
 const I64_MAX = (1n << 63n) - 1n;
 const I64_MIN = -(1n << 63n);

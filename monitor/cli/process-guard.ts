@@ -8,8 +8,8 @@
 // hand is refused here. Only the process-wide CLI does this: the library
 // leaves the embedding program's signals alone.
 import inspector from 'node:inspector';
-import type { NativeBinding } from '../native/binding.js';
-import { HostError } from './errors.js';
+import type { NativeBinding } from '../../native/binding.js';
+import { HostError } from '../errors.js';
 
 const SIGHUP = 1;
 const SIGQUIT = 3;

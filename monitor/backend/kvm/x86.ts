@@ -6,7 +6,7 @@ import {
   type GeneralRegisters,
   type Segment,
   type SpecialRegisters,
-} from '../arch/x86_64.js';
+} from '../../arch/x86_64.js';
 
 export const SREGS_SIZE = 312;
 const SEG = { cs: 0, ds: 24, es: 48, fs: 72, gs: 96, ss: 120, tr: 144, ldt: 168 } as const;

@@ -4,7 +4,7 @@
 // a non-zero high half is out of range without ever building a BigInt or
 // losing precision in a double. This is the only place guest addresses are
 // narrowed to JavaScript numbers.
-import { GuestError } from './errors.js';
+import { GuestError } from '../errors.js';
 
 /** Host protection of a range of guest RAM (mirror of what mprotect was told). */
 export interface Protection {

@@ -1,11 +1,11 @@
 // The solo5-hvt command line (spec §2): the first pass finds --help,
 // --version and KERNEL; the second, run after the kernel's notes are read,
 // gives --mem= to the core and every other option to the modules in order.
-import { DEFAULT_MEM_MIB, HVT_ABI_VERSION, MiB } from './abi.js';
-import { UsageError } from './errors.js';
-import type { Manifest } from './manifest.js';
-import { parseMemArg } from './memsize.js';
-import type { Module } from './module.js';
+import { DEFAULT_MEM_MIB, HVT_ABI_VERSION, MiB } from '../abi/constants.js';
+import { UsageError } from '../errors.js';
+import type { Manifest } from '../kernel/manifest.js';
+import { parseMemArg } from '../vm/memsize.js';
+import type { Module } from '../module.js';
 
 export type CliAction =
   | { kind: 'help' }

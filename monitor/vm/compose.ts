@@ -1,19 +1,19 @@
 // Composition: a backend and a list of modules become one runnable VM. This
 // is the code the CLI and the library share. Everything is validated before
 // the VM is built; once built, the order of spec §1 steps 7–13 is followed.
-import { loadNative, type NativeBinding } from '../native/binding.js';
-import { type Backend, type Machine, type Vcpu } from './backend/backend.js';
-import { writeGdt, writePageTables } from './arch/x86_64.js';
+import { loadNative, type NativeBinding } from '../../native/binding.js';
+import { type Backend, type Machine, type Vcpu } from '../backend/backend.js';
+import { writeGdt, writePageTables } from '../arch/x86_64.js';
 import { buildCmdline, writeBootInfo } from './bootinfo.js';
 import { Core, type RunOutcome } from './core.js';
-import { ConfigError } from './errors.js';
-import type { Kernel } from './kernel.js';
-import { loadElf } from './loader.js';
-import { typeName } from './manifest.js';
+import { ConfigError } from '../errors.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { loadElf } from '../kernel/loader.js';
+import { typeName } from '../kernel/manifest.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
-import type { Module, SetupContext } from './module.js';
-import { PollHost } from './poll-host.js';
+import type { Module, SetupContext } from '../module.js';
+import { PollHost } from '../backend/kvm/host.js';
 
 export interface VmConfig {
   kernel: Kernel;

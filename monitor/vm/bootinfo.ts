@@ -1,8 +1,8 @@
 // Boot info, manifest copy and command line (spec §8), written into guest
 // memory right before the vCPU first runs.
-import { BOOT_INFO_GPA, BootInfo, CMDLINE_SIZE, MANIFEST_GPA } from './abi.js';
-import { ConfigError } from './errors.js';
-import type { Manifest } from './manifest.js';
+import { BOOT_INFO_GPA, BootInfo, CMDLINE_SIZE, MANIFEST_GPA } from '../abi/constants.js';
+import { ConfigError } from '../errors.js';
+import type { Manifest } from '../kernel/manifest.js';
 
 /** The guest command line: arguments joined by single spaces, as bytes. */
 export function buildCmdline(args: readonly string[]): Uint8Array {

@@ -2,7 +2,7 @@
 // program headers, and the Solo5 note reader. Loading into guest memory is
 // monitor/loader.ts. All file values are u64 and handled as BigInt here, so
 // nothing a hostile file says is ever rounded. Messages follow §3.6.
-import { KernelError } from './errors.js';
+import { KernelError } from '../errors.js';
 
 /** Where the bytes of a kernel come from: a file descriptor or a buffer. */
 export interface ByteSource {

@@ -14,6 +14,13 @@ export type VcpuExit =
   | { kind: 'interrupted'; signal: number }
   | { kind: 'failEntry'; reason: bigint }
   | { kind: 'internalError'; suberror: number }
+  /**
+   * A debug event: a single step, an int3 (software breakpoint), a debug
+   * register hit (hardware breakpoint or watchpoint), or an interrupt()
+   * asked for from another thread (a debugger's Ctrl-C). `rip` is where the
+   * guest stopped; `dr6` is the debug status (0 for 'interrupt').
+   */
+  | { kind: 'debug'; reason: 'step' | 'breakpoint' | 'hardware' | 'interrupt'; rip: bigint; dr6: bigint }
   /** Anything else (HLT, SHUTDOWN after a triple fault, …): raw reason number. */
   | { kind: 'other'; reason: number };
 

@@ -23,7 +23,7 @@ export interface CoreHost {
 }
 
 /** Exit kinds in the order of their counters. */
-export const EXIT_KINDS = ['io', 'mmio', 'fault', 'interrupted', 'failEntry', 'internalError', 'other'] as const;
+export const EXIT_KINDS = ['io', 'mmio', 'fault', 'interrupted', 'failEntry', 'internalError', 'debug', 'other'] as const;
 const EXIT_INDEX: Record<VcpuExit['kind'], number> = Object.fromEntries(EXIT_KINDS.map((k, i) => [k, i])) as never;
 
 /**
@@ -100,6 +100,9 @@ export class Core {
         throw new HostError(`${kvm}: entry failure: hw_entry_failure_reason=0x${exit.reason.toString(16)}`);
       case 'internalError':
         throw new HostError(`${kvm}: internal error exit: suberror=0x${exit.suberror.toString(16)}`);
+      case 'debug':
+        // No debugger claimed it (a module's vmexit hook would have).
+        throw new GuestError(`${kvm}: unhandled debug exit (${exit.reason}), rip=0x${exit.rip.toString(16)}`);
       case 'other':
         throw new GuestError(`${kvm}: unhandled exit: exit_reason=0x${exit.reason.toString(16)}, rip=0x${vcpu.rip().toString(16)}`);
     }

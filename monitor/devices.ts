@@ -1,8 +1,9 @@
 // Helpers the device modules share: the NAME=VALUE option syntax (§2.3 rule
-// 6) and matching options against the manifest (§4.3).
-import { invalidOption } from './cli/parse.js';
-import { ConfigError } from './errors.js';
+// 6), matching options against the manifest (§4.3), and library options
+// given per device name.
+import { ConfigError, invalidOption, OptionError } from './errors.js';
 import type { Manifest } from './kernel/manifest.js';
+import type { LibraryOption } from './module.js';
 
 const NAME = /^([A-Za-z0-9]{1,67})=/;
 
@@ -39,4 +40,27 @@ export function declaredIndex(mft: Manifest, name: string, type: number): number
   const index = mft.find(name, type);
   if (index < 0) throw new ConfigError(`Resource not declared in manifest: '${name}'`);
   return index;
+}
+
+/**
+ * A startUnikernel option holding one value per device name, e.g.
+ * `block: { storage: 'disk.img' }`: checks it is a plain object whose every
+ * value passes `item` (expect: what such a value is, for the message).
+ */
+export function perDeviceOption(name: string, item: (v: unknown) => boolean, expect: string): LibraryOption {
+  return {
+    name,
+    check(value) {
+      if (value === undefined) return;
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OptionError(`${name} must be an object`);
+      for (const [k, v] of Object.entries(value)) {
+        if (!item(v)) throw new OptionError(`${name}.${k} must be ${expect}`);
+      }
+    },
+  };
+}
+
+/** The entries of a per-device option as given (after perDeviceOption checked it). */
+export function perDevice<T>(options: Readonly<Record<string, unknown>>, name: string): Record<string, T> {
+  return { ...(options[name] as Record<string, T> | undefined) };
 }

@@ -1,36 +1,47 @@
-// The contract between the core and a device module (DESIGN.md). A module is
-// made by a factory (console(), block(), net()) and keeps its state in that
-// closure, so one process can run several monitors side by side.
+// The contract between the monitor and a device module (DESIGN.md "Modules
+// plug in"). A module's folder exports one ModuleDescriptor; registry.ts lists
+// them, and every consumer (the CLI's options and usage, startUnikernel's
+// option checking, the library worker, configure and the generated monitors)
+// is driven from that list. A descriptor's create() makes a fresh Module per
+// VM whose state lives in the closure, so one process runs many VMs.
 import type { HypercallNr } from './abi/constants.js';
-import type { VcpuExit } from './backend/backend.js';
-import type { Manifest } from './kernel/manifest.js';
-import type { GuestMemory } from './vm/memory.js';
+import type { RunControl, VcpuExit } from './backend/backend.js';
+import type { DebugVcpu } from './backend/debug.js';
+import type { HostIo } from './backend/host.js';
+import type { DeviceType, Manifest } from './kernel/manifest.js';
+import type { CheckedMemory } from './vm/memory.js';
+
+export type { RunControl } from './backend/backend.js';
 
 /** Handles one hypercall; gpa is the argument structure's address (32-bit). */
 export type HypercallHandler = (gpa: number) => void;
-/** Runs when the guest halts; cookie is the checked cookie GPA or 0. */
-export type HaltHook = (status: number, cookie: number) => void;
+/** Runs when the guest halts; cookie is the checked cookie's bytes (512) or null. */
+export type HaltHook = (status: number, cookie: Uint8Array | null) => void;
 /** May claim an exit before the core dispatches it (true = handled, resume). */
 export type VmexitHook = (exit: VcpuExit) => boolean;
 
 /**
- * What a handler that may wait on the host needs to know about the run, so a
- * SIGTERM or a stop() ends it even while the guest's output is blocked.
+ * Where guest console bytes go; the bytes are only valid during the call. A
+ * sink that waits (a full pipe, a slow consumer) gives up when run.ending().
  */
-export interface RunControl {
-  /** True once a termination signal or a stop request is ending the run. */
-  ending(): boolean;
-  /**
-   * Waits until fd takes a write or timeoutMs passes (−1: no limit; fd < 0:
-   * just sleeps). Returns false, at once, if the run is ending.
-   */
-  waitWritable(fd: number, timeoutMs: number): boolean;
+export type GuestOutput = (bytes: Uint8Array, run: RunControl) => void;
+
+/** What a module's factory gets from the program composing the monitor. */
+export interface ModuleEnv {
+  /** The platform's host calls (descriptors, taps, positional I/O). */
+  readonly host: HostIo;
+  /** Where guest text goes (default: file descriptor 1). */
+  readonly output?: GuestOutput;
 }
 
+/** The direction of a device's bytes, as seen from the guest. */
+export type Direction = 'in' | 'out';
+
 export interface SetupContext {
-  readonly mem: GuestMemory;
+  /** Guest memory, through checks only. */
+  readonly memory: CheckedMemory;
   readonly mft: Manifest;
-  /** Registers a hypercall handler; throws if the number is already taken. */
+  /** Registers a hypercall handler; throws ModuleError if the number is taken. */
   hypercall(nr: HypercallNr, fn: HypercallHandler): void;
   onHalt(fn: HaltHook): void;
   onVmexit(fn: VmexitHook): void;
@@ -38,21 +49,17 @@ export interface SetupContext {
   pollFd(fd: number, handle: number): void;
   /** For handlers that wait on the host (full console pipe, full tap, slow disk). */
   readonly run: RunControl;
+  /** Counts bytes a device moved: 'in' = into the guest (block reads, frames received). */
+  countBytes(handle: number, direction: Direction, n: number): void;
+  /** The vCPU's debug primitives, where the backend has them. */
+  readonly debug?: DebugVcpu;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
-  /**
-   * Bytes moved per device, for stats: [2 × handle] = into the guest (block
-   * reads, frames received), [2 × handle + 1] = out of the guest.
-   */
-  readonly deviceBytes: Float64Array;
 }
 
+/** One module's part in one VM. */
 export interface Module {
   readonly name: string;
-  /** Lines of --help text for this module's options. */
-  usage?(): string[];
-  /** Options written with their value as the next argument (e.g. "--disk"). */
-  readonly separateValueOptions?: readonly string[];
   /**
    * Offered each leading option (pass 2, §2.3). Returns true if consumed.
    * Throws UsageError for an option it recognises but rejects.
@@ -68,6 +75,34 @@ export interface Module {
   extraMemory?(mft: Manifest): number;
   /** Called once the VM exists, in module order, before boot info is written. */
   setup(ctx: SetupContext): void;
-  /** Releases host resources (descriptors); called when the VM is closed or fails to build. */
+  /** Releases host resources (descriptors); called when the VM is closed or fails to build. Idempotent. */
   close?(): void;
+}
+
+/** An option of startUnikernel that a module serves. */
+export interface LibraryOption {
+  /** Its name in the options object, e.g. "block". */
+  readonly name: string;
+  /** Throws OptionError naming `name` if the value has the wrong type or shape (caller's thread). */
+  check(value: unknown): void;
+}
+
+export interface ModuleDescriptor {
+  readonly name: string;
+  /** Manifest device types it attaches; a generated monitor includes it if the manifest declares one. */
+  readonly serves: readonly DeviceType[];
+  /** In every monitor whatever the manifest says (the console). */
+  readonly always?: boolean;
+  readonly cli: {
+    /** Lines of --help text. */
+    readonly usage: readonly string[];
+    /** Options written with their value as the next argument (e.g. "--disk"). */
+    readonly separateValue?: readonly string[];
+  };
+  readonly library: readonly LibraryOption[];
+  /**
+   * A fresh module for one VM. `options` holds this module's startUnikernel
+   * options (already checked), empty on the command line.
+   */
+  create(options: Readonly<Record<string, unknown>>, env: ModuleEnv): Module;
 }

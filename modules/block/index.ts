@@ -1,40 +1,44 @@
-// Block module (spec §11): attaches files and host block devices to the
-// manifest's BLOCK_BASIC entries and serves BLOCK_WRITE / BLOCK_READ.
+// Block module (docs/abi.md §11): attaches files and host block devices to
+// the manifest's BLOCK_BASIC entries and serves BLOCK_WRITE / BLOCK_READ.
 // Every option is checked and every device opened before the VM is built.
 import { closeSync, openSync } from 'node:fs';
 import { Hypercall } from '../../monitor/abi/constants.js';
-import { invalidOption } from '../../monitor/cli/parse.js';
-import { ConfigError, HostError, withErrno } from '../../monitor/errors.js';
-import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
+import { declaredIndex, onlyDevice, perDevice, perDeviceOption, requireDeclared } from '../../monitor/devices.js';
+import { ConfigError, HostError, invalidOption, withErrno } from '../../monitor/errors.js';
 import { DeviceType, Entry } from '../../monitor/kernel/manifest.js';
-import type { Module } from '../../monitor/module.js';
-import { loadNative, type NativeBinding } from '../../native/binding.js';
+import type { Module, ModuleDescriptor, ModuleEnv } from '../../monitor/module.js';
 import { type BlockDevice, blockIoHandler } from './io.js';
 import { badSectorSize, MAX_SECTOR, MIN_SECTOR, parseBlockOption, parseSectorSize } from './options.js';
 
 const DEFAULT_SECTOR = 512;
 
-export interface BlockConfig {
-  /** Backing file or device by manifest name. */
-  paths?: Record<string, string>;
-  /** Sector sizes by manifest name (512..32768, a power of two). */
-  sectorSizes?: Record<string, number>;
-  binding?: NativeBinding;
-}
-
-export function block(config: BlockConfig = {}): Module {
-  const paths = new Map<string, string>(Object.entries(config.paths ?? {}));
-  const sectors = new Map<string, number>(Object.entries(config.sectorSizes ?? {}));
-  const devices = new Map<number, BlockDevice>();
-
-  return {
-    name: 'block',
-    separateValueOptions: ['--disk'],
-    usage: () => [
+export const blockModule: ModuleDescriptor = {
+  name: 'block',
+  serves: [DeviceType.BLOCK_BASIC],
+  cli: {
+    usage: [
       '[ --block:NAME=PATH ] (attach block device/file at PATH as block storage NAME)',
       `[ --block-sector-size:NAME=SECTORSIZE ] (block size of NAME: ${MIN_SECTOR}..${MAX_SECTOR}, a power of two; default ${DEFAULT_SECTOR})`,
       '[ --disk PATH | --disk=PATH ] (attach PATH to the only block device of the manifest)',
     ],
+    separateValue: ['--disk'],
+  },
+  library: [
+    // block: { NAME: 'path' }, blockSectorSize: { NAME: 4096 }
+    perDeviceOption('block', (v) => typeof v === 'string' && v.length > 0, 'a path'),
+    perDeviceOption('blockSectorSize', (v) => Number.isInteger(v), 'an integer'),
+  ],
+  create: (options, env) => block(perDevice(options, 'block'), perDevice(options, 'blockSectorSize'), env),
+};
+
+function block(pathsGiven: Record<string, string>, sectorsGiven: Record<string, number>, env: ModuleEnv): Module {
+  const paths = new Map<string, string>(Object.entries(pathsGiven));
+  const sectors = new Map<string, number>(Object.entries(sectorsGiven));
+  const devices = new Map<number, BlockDevice>();
+  const host = env.host;
+
+  return {
+    name: 'block',
 
     handleArg(arg, mft) {
       const opt = parseBlockOption(arg);
@@ -60,7 +64,6 @@ export function block(config: BlockConfig = {}): Module {
     },
 
     prepare(mft) {
-      const native = config.binding ?? loadNative();
       for (const [name, size] of sectors) {
         declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         if (parseSectorSize(String(size)) === null) {
@@ -75,14 +78,14 @@ export function block(config: BlockConfig = {}): Module {
         try {
           fd = openSync(path, 'r+');
         } catch (e) {
-          throw new HostError(withErrno(`Could not open block device: ${path}`, e));
+          throw new HostError(withErrno(`Could not open block device: ${path}`, e), { cause: e });
         }
         devices.set(index, { fd, capacity: 0n });
         let capacity: bigint;
         try {
-          capacity = native.seekEnd(fd);
+          capacity = host.sizeOf(fd);
         } catch (e) {
-          throw new HostError(withErrno(`${path}: Could not determine capacity`, e));
+          throw new HostError(withErrno(`${path}: Could not determine capacity`, e), { cause: e });
         }
         const size = sectors.get(name) ?? DEFAULT_SECTOR;
         if (capacity % BigInt(size) !== 0n) {
@@ -101,9 +104,8 @@ export function block(config: BlockConfig = {}): Module {
 
     setup(ctx) {
       if (devices.size === 0) return;
-      const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx.mem, devices, native, true, ctx.deviceBytes, ctx.run));
-      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx.mem, devices, native, false, ctx.deviceBytes, ctx.run));
+      ctx.hypercall(Hypercall.BLOCK_WRITE, blockIoHandler(ctx, devices, host, true));
+      ctx.hypercall(Hypercall.BLOCK_READ, blockIoHandler(ctx, devices, host, false));
     },
 
     close() {
@@ -112,3 +114,4 @@ export function block(config: BlockConfig = {}): Module {
     },
   };
 }
+export default blockModule;

@@ -1,30 +1,50 @@
-// Net module (spec §12): attaches tap interfaces (by name or as an inherited
-// @FD) to the manifest's NET_BASIC entries, reserves the 2 MiB ring area the
-// reference reserves (§6.1, §13.2) so guests see the same memory map, adds
-// each tap to POLL's wait set and serves NET_WRITE / NET_READ.
+// Net module (docs/abi.md §12): attaches tap interfaces (by name or as an
+// inherited @FD) to the manifest's NET_BASIC entries, reserves the 2 MiB ring
+// area the reference reserves (§6.1, §13.2) so guests see the same memory
+// map, adds each tap to POLL's wait set and serves NET_WRITE / NET_READ.
 import { randomBytes } from 'node:crypto';
-import { closeSync } from 'node:fs';
 import { GUEST_PAGE, Hypercall } from '../../monitor/abi/constants.js';
-import { invalidOption } from '../../monitor/cli/parse.js';
-import { ConfigError, describeSystemError, HostError } from '../../monitor/errors.js';
-import { declaredIndex, onlyDevice, requireDeclared } from '../../monitor/devices.js';
+import type { HostIo } from '../../monitor/backend/host.js';
+import { declaredIndex, onlyDevice, perDevice, perDeviceOption, requireDeclared } from '../../monitor/devices.js';
+import { ConfigError, describeSystemError, HostError, invalidOption } from '../../monitor/errors.js';
 import { DeviceType, Entry } from '../../monitor/kernel/manifest.js';
-import type { Module } from '../../monitor/module.js';
-import { loadNative, type NativeBinding } from '../../native/binding.js';
+import type { Module, ModuleDescriptor, ModuleEnv } from '../../monitor/module.js';
 import { type NetDevice, netReadHandler, netWriteHandler } from './io.js';
-import { parseFdRef, parseNetOption } from './options.js';
+import { parseFdRef, parseMac, parseNetOption } from './options.js';
 
 /** The reference's ring (49,280 bytes) rounded up to the 2 MiB guest page. */
 export const RING_RESERVATION = GUEST_PAGE;
 const DEFAULT_MTU = 1500;
 
-export interface NetConfig {
-  /** Tap interface name, or { fd } of an open tap descriptor, by manifest name. */
-  taps?: Record<string, string | { fd: number }>;
-  /** MAC addresses by manifest name (6 bytes). */
-  macs?: Record<string, Uint8Array>;
-  binding?: NativeBinding;
-}
+/** A tap: an interface name, or { fd } of an open tap descriptor (which stays the caller's). */
+type TapRef = string | { fd: number };
+
+const isTapRef = (v: unknown): boolean =>
+  (typeof v === 'string' && v.length > 0) ||
+  (typeof v === 'object' && v !== null && Number.isInteger((v as { fd?: unknown }).fd) && (v as { fd: number }).fd >= 0);
+
+export const netModule: ModuleDescriptor = {
+  name: 'net',
+  serves: [DeviceType.NET_BASIC],
+  cli: {
+    usage: [
+      '[ --net:NAME=IFACE | @NN ] (attach tap at IFACE, or the open tap descriptor NN, as network NAME)',
+      '[ --net-mac:NAME=HWADDR ] (set HWADDR for network NAME)',
+      '[ --net IFACE | --net=IFACE ] (attach IFACE to the only network device of the manifest)',
+    ],
+    separateValue: ['--net'],
+  },
+  library: [
+    // net: { NAME: 'tap0' | { fd } }, netMac: { NAME: '02:00:00:00:00:01' }
+    perDeviceOption('net', isTapRef, 'an interface name or { fd }'),
+    perDeviceOption('netMac', (v) => typeof v === 'string' && parseMac(v) !== null, 'a MAC address "xx:xx:xx:xx:xx:xx"'),
+  ],
+  create(options, env) {
+    const macs: Record<string, Uint8Array> = {};
+    for (const [name, text] of Object.entries(perDevice<string>(options, 'netMac'))) macs[name] = parseMac(text) as Uint8Array;
+    return net(perDevice<TapRef>(options, 'net'), macs, env);
+  },
+};
 
 interface Wanted {
   iface: string;
@@ -32,13 +52,14 @@ interface Wanted {
   arg: string | null;
 }
 
-export function net(config: NetConfig = {}): Module {
+function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>, env: ModuleEnv): Module {
+  const host = env.host;
   const wanted = new Map<string, Wanted>();
-  for (const [name, t] of Object.entries(config.taps ?? {})) {
+  for (const [name, t] of Object.entries(taps)) {
     const iface = typeof t === 'string' ? t : `@${t.fd}`;
     wanted.set(name, { iface, arg: null });
   }
-  const macs = new Map<string, Uint8Array>(Object.entries(config.macs ?? {}));
+  const macs = new Map<string, Uint8Array>(Object.entries(macsGiven));
   for (const [name, mac] of macs) {
     if (mac.length !== 6) throw new ConfigError(`${name}: a MAC address has 6 bytes, not ${mac.length}`);
   }
@@ -47,44 +68,43 @@ export function net(config: NetConfig = {}): Module {
   const opened = new Set<number>();
 
   /** Opens the tap and returns its descriptor and MTU; throws "Could not attach". */
-  const open = (native: NativeBinding, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
+  const open = (host: HostIo, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
     // On the command line the reference warns and rejects the option (§12.1);
     // a library caller gets the host error itself.
     const fail = (e: unknown) => {
       const why = `Could not attach interface: ${w.iface}: ${describeSystemError(e)}`;
-      return w.arg === null ? new HostError(why) : invalidOption(w.arg, [why]);
+      return w.arg === null ? new HostError(why, { cause: e }) : invalidOption(w.arg, [why]);
     };
     if (!w.iface.startsWith('@')) {
       let fd: number;
       let mtu: number;
       try {
-        fd = native.tapAttach(w.iface);
+        fd = host.openTap(w.iface);
       } catch (e) {
         throw fail(e);
       }
       try {
-        mtu = native.ifMtu(w.iface);
+        mtu = host.mtu(w.iface);
       } catch (e) {
-        closeSync(fd);
+        host.close(fd);
         throw fail(e);
       }
-      native.disableOffloads(w.iface);
+      host.disableOffloads(w.iface);
       return { fd, mtu };
     }
     const fd = parseFdRef(w.iface);
     if (fd === null) throw new HostError(`Could not attach interface: ${w.iface}: not a descriptor number`);
     try {
-      native.setNonBlocking(fd);
-      native.checkPollable(fd);
+      host.adopt(fd);
     } catch (e) {
-      throw new HostError(`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`);
+      throw new HostError(`Could not attach interface: ${w.iface}: ${describeSystemError(e)}`, { cause: e });
     }
     // Unlike the reference (which never sets the MTU on this path and so
     // always fails), use the MTU of the interface the tap is bound to.
     try {
-      const iface = native.tapName(fd);
-      const mtu = native.ifMtu(iface);
-      native.disableOffloads(iface);
+      const iface = host.tapName(fd);
+      const mtu = host.mtu(iface);
+      host.disableOffloads(iface);
       return { fd, mtu };
     } catch (e) {
       warn(`${name}: cannot tell the MTU of ${w.iface} (${describeSystemError(e)}), using ${DEFAULT_MTU}`);
@@ -94,12 +114,6 @@ export function net(config: NetConfig = {}): Module {
 
   return {
     name: 'net',
-    separateValueOptions: ['--net'],
-    usage: () => [
-      '[ --net:NAME=IFACE | @NN ] (attach tap at IFACE, or the open tap descriptor NN, as network NAME)',
-      '[ --net-mac:NAME=HWADDR ] (set HWADDR for network NAME)',
-      '[ --net IFACE | --net=IFACE ] (attach IFACE to the only network device of the manifest)',
-    ],
 
     handleArg(arg, mft) {
       const opt = parseNetOption(arg);
@@ -122,12 +136,11 @@ export function net(config: NetConfig = {}): Module {
     },
 
     prepare(mft, warn) {
-      const native = config.binding ?? loadNative();
       // Every name is checked before any tap is opened, as the CLI does.
       for (const name of [...macs.keys(), ...wanted.keys()]) declaredIndex(mft, name, DeviceType.NET_BASIC);
       for (const [name, w] of wanted) {
         const index = declaredIndex(mft, name, DeviceType.NET_BASIC);
-        const { fd, mtu } = open(native, name, w, warn);
+        const { fd, mtu } = open(host, name, w, warn);
         devices.set(index, { fd });
         // A descriptor handed to us (@FD, { fd }) stays the caller's to close.
         if (!w.iface.startsWith('@')) opened.add(fd);
@@ -143,14 +156,15 @@ export function net(config: NetConfig = {}): Module {
 
     setup(ctx) {
       if (devices.size === 0) return;
-      const native = config.binding ?? loadNative();
-      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx.mem, devices, native, ctx.deviceBytes, ctx.run));
-      ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx.mem, devices, native, ctx.deviceBytes));
+      ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx, devices, host));
+      ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx, devices, host));
       for (const [index, d] of devices) ctx.pollFd(d.fd, index);
     },
 
     close() {
-      for (const fd of opened) closeSync(fd);
+      // Taps were opened by the host, not Node's fs: closeSync on them in a
+      // worker thread makes Node warn of a descriptor it never opened.
+      for (const fd of opened) host.close(fd);
       opened.clear();
       devices.clear();
     },
@@ -163,3 +177,4 @@ function randomMac(): Uint8Array {
   mac[0] = ((mac[0] as number) & 0xfe) | 0x02;
   return mac;
 }
+export default netModule;

@@ -1,5 +1,5 @@
-// Constants and structure layouts of the Solo5 hvt ABI (spec/HVT-ABI.md §5,
-// §8, §10). Offsets are byte offsets inside the guest-visible structures.
+// Constants of the Solo5 hvt ABI (docs/abi.md §5, §8, §10). Structure
+// layouts are in layouts.ts.
 
 export const HVT_ABI_TARGET = 1;
 export const HVT_ABI_VERSION = 2;
@@ -8,11 +8,9 @@ export const MIN_LOAD_ADDR = 0x100000;
 export const HYPERCALL_PORT_BASE = 0x500;
 export const RING_KICK_PORT = 0x600;
 export const BOOT_INFO_GPA = 0x10000;
-export const BOOT_INFO_SIZE = 56;
-export const MANIFEST_GPA = BOOT_INFO_GPA + BOOT_INFO_SIZE; // 0x10038
+export const MANIFEST_GPA = 0x10038; // right after the 56 bytes of boot info
 export const CMDLINE_SIZE = 8192; // 8191 characters + NUL
 export const HALT_COOKIE_SIZE = 512;
-export const ABORT_STATUS = 255;
 
 export const MiB = 1 << 20;
 export const GUEST_PAGE = 2 * MiB;
@@ -36,24 +34,5 @@ export const HYPERCALL_MAX = 8;
 /** Result codes written back into argument structures. */
 export const Result = { OK: 0, AGAIN: 1, EINVAL: 2, EUNSPEC: 3 } as const;
 
-/** Argument structure sizes (checked against guest memory first, §9.3). */
-export const ArgSize = {
-  WALLTIME: 8,
-  PUTS: 16,
-  POLL: 24,
-  BLOCK: 40,
-  NET: 32,
-  HALT: 16,
-} as const;
-
-/** struct hvt_boot_info field offsets (§8.2). */
-export const BootInfo = {
-  memSize: 0,
-  kernelEnd: 8,
-  cpuCycleFreq: 16,
-  cmdline: 24,
-  mft: 32,
-  hostFeatures: 40,
-  guestFeatures: 44,
-  netRing: 48,
-} as const;
+/** Largest signed 64-bit value: file offsets (off_t) and block lengths stop there. */
+export const I64_MAX = (1n << 63n) - 1n;

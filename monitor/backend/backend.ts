@@ -1,6 +1,10 @@
-// What the core needs from a hypervisor backend (Linux KVM now, FreeBSD vmm
-// later), described neutrally. The exit is decoded once, in the backend, into
-// VcpuExit; the core dispatches on it without knowing which backend made it.
+// What the core, the modules and the library need from a hypervisor backend
+// (Linux KVM now, FreeBSD vmm later), described neutrally. The exit is
+// decoded once, in the backend, into VcpuExit, and the backend words the
+// fatal ones; the core dispatches on it without knowing which backend made
+// it. backend/index.ts picks the backend of the platform.
+import type { DebugVcpu } from './debug.js';
+import type { HostIo } from './host.js';
 
 /** One reason the vCPU stopped running guest code. */
 export type VcpuExit =
@@ -24,6 +28,9 @@ export type VcpuExit =
   /** Anything else (HLT, SHUTDOWN after a triple fault, …): raw reason number. */
   | { kind: 'other'; reason: number };
 
+/** How the core classifies an exit that ends the run; the backend words it. */
+export type FatalExit = 'translation-fault' | 'unhandled' | 'entry-failure' | 'internal-error';
+
 /** Initial state and resources of one vCPU. */
 export interface BootState {
   entry: number;
@@ -31,28 +38,54 @@ export interface BootState {
   memSize: number;
 }
 
-export interface Vcpu {
-  /** Name used in diagnostics, e.g. "KVM". */
-  readonly backendName: string;
-  /** Descriptor that becomes readable when the run must stop (signal or kick). */
-  readonly wakeFd: number;
-  /**
-   * Opaque number naming this vCPU process-wide, so another thread can stop
-   * it or read its CPU time through the native binding (KVM: the table slot).
-   */
+/**
+ * Names a vCPU to other threads: structured-clonable, so it can be posted to
+ * the thread that wants to stop it or read its CPU time. A handle of a vCPU
+ * that is gone names nothing (stopping it does nothing).
+ */
+export interface VcpuHandle {
+  readonly backend: string;
   readonly token: number;
+}
+
+/**
+ * What a handler that may wait on the host needs to know about the run, so a
+ * SIGTERM or a stop() ends it even while the guest's output is blocked.
+ */
+export interface RunControl {
+  /** True once a termination signal or a stop request is ending the run. */
+  ending(): boolean;
+  /**
+   * Waits until fd takes a write or timeoutMs passes (−1: no limit; fd < 0:
+   * just sleeps). Returns false, at once, if the run is ending.
+   */
+  waitWritable(fd: number, timeoutMs: number): boolean;
+}
+
+/** POLL's set of descriptors, with the vCPU's own wake-up (signals, stop requests) in it. */
+export interface WaitSet {
+  /** Adds a descriptor; its readiness is reported as `key` (0..63). */
+  add(fd: number, key: number): void;
+  /** Waits up to timeoutNs for input; the keys ready, or null if the run is ending. */
+  wait(timeoutNs: number): readonly number[] | null;
+  close(): void;
+}
+
+export interface Vcpu {
+  readonly handle: VcpuHandle;
+  readonly control: RunControl;
+  /** Debug primitives, if this backend offers them. */
+  readonly debug?: DebugVcpu;
   /** Sets CPUID, special and general registers; returns the TSC rate in Hz. */
   configure(state: BootState): number;
   run(): VcpuExit;
-  rip(): bigint;
-  /** Asks the vCPU, from any thread, to stop (its run() returns interrupted). */
+  /** A new POLL wait set; spinNs: how long to check without sleeping first. */
+  createWaitSet(spinNs: number): WaitSet;
+  /** The one line that reports a fatal exit, in this backend's words (KVM: "KVM: unhandled exit: …"). */
+  describeFatal(kind: FatalExit, exit: VcpuExit): string;
+  /** Asks the vCPU, from this thread, to stop (its run() returns interrupted). */
   kick(): void;
   close(): void;
-  /**
-   * Bench only: runs to HALT answering WALLTIME, zero-timeout POLL and PUTS
-   * natively, never returning to JavaScript (the physical floor of an exit).
-   */
-  runFloor?(memory: ArrayBuffer, memSize: number, putsFd: number): number;
 }
 
 export interface Machine {
@@ -69,4 +102,25 @@ export interface Backend {
   createMachine(allocSize: number): Machine;
   /** Releases the hypervisor handle; machines already created keep working. */
   close(): void;
+}
+
+/** The termination signals the CLI catches and the process-wide signal set-up it needs. */
+export interface ProcessSignals {
+  /** Catch SIGINT and SIGTERM: they end every run of this process ("Exiting on signal N"). */
+  catchTermination(): void;
+  /** Default action for SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM (see cli/process-guard.ts). */
+  restoreDefaults(): void;
+}
+
+/** Everything of one platform: the hypervisor, the host, and what works from any thread. */
+export interface Platform {
+  readonly name: string;
+  /** Opens the hypervisor (KVM: /dev/kvm) and checks what it offers. */
+  openBackend(): Backend;
+  readonly host: HostIo;
+  readonly signals: ProcessSignals;
+  /** Stops a vCPU from any thread; false if it no longer exists. */
+  stop(handle: VcpuHandle): boolean;
+  /** CPU time in ns of the thread running a vCPU (guest time included), from any thread; −1 if unknown. */
+  cpuTimeNs(handle: VcpuHandle): number;
 }

@@ -1,34 +1,17 @@
 // The CLI: parse, validate, compose, run. The only place that decides the
-// process exit status; bin/ukvm-ts calls process.exit with what main returns.
-import { readFileSync, writeSync } from 'node:fs';
+// process exit status; bin/ukvm-ts and generated monitors call process.exit
+// with what main returns.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative } from '../../native/binding.js';
-import { KvmBackend } from '../backend/kvm/backend.js';
-import { firstPass, secondPass, usageText, versionText } from './parse.js';
-import { configure } from './configure.js';
+import { platform } from '../backend/index.js';
 import { ExitCode, KernelError, TenderError, UsageError } from '../errors.js';
 import { openKernel } from '../kernel/kernel.js';
+import type { ModuleDescriptor } from '../module.js';
 import { PACKAGE_ROOT } from '../paths.js';
-import type { Module } from '../module.js';
-import { refuseInspector, restoreDefaultSignals } from './process-guard.js';
 import { createVm } from '../vm/compose.js';
-import { printable } from '../text.js';
-
-const SIGINT = 2;
-const SIGTERM = 15;
-
-/**
- * Writes diagnostic lines to stderr, each prefixed with "prog: ". Unprintable
- * characters are escaped (text.ts), so a kernel path or manifest name holding
- * a newline cannot split a diagnostic or forge a line of its own.
- */
-function printer(prog: string) {
-  const out = (line: string) => writeSync(2, `${line}\n`);
-  return {
-    raw: out,
-    line: (msg: string) => out(printable(`${prog}: ${msg}`)),
-  };
-}
+import { firstPass, secondPass, usageText, versionText } from './parse.js';
+import { printer } from './printer.js';
+import { refuseInspector } from './process-guard.js';
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -47,19 +30,18 @@ function pollSpin(): { pollSpinNs?: number } {
 }
 
 /**
- * Runs the tender for argv (without node and script) with these modules;
- * returns the exit status.
+ * Runs the tender for argv (without node and script) with the modules of
+ * these descriptors; returns the exit status.
  */
-export function main(argv: readonly string[], prog: string, modules: readonly Module[], options: CliOptions = {}): number {
+export function main(argv: readonly string[], prog: string, descriptors: readonly ModuleDescriptor[], options: CliOptions = {}): number {
   const say = printer(prog);
-  const usage = () => say.raw(usageText(prog, modules));
+  const usage = () => say.raw(usageText(prog, descriptors));
   try {
     // First of all: no signal may open a debugging port (process-guard.ts).
-    // Loaded this early also so that every message uses the C library's error texts.
-    const binding = loadNative();
-    restoreDefaultSignals(binding);
+    const host = platform();
+    host.signals.restoreDefaults();
     refuseInspector();
-    const action = firstPass(argv, modules);
+    const action = firstPass(argv, descriptors);
     switch (action.kind) {
       case 'help':
         usage();
@@ -79,10 +61,19 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
       kernel.close();
       throw new KernelError(`${action.kernel}: manifest differs from the one this monitor was generated for`);
     }
+    const modules = descriptors.map((d) => d.create({}, { host: host.host }));
     const memoryBytes = secondPass(action.options, kernel.manifest, modules);
-    binding.installTerminationHandlers([SIGINT, SIGTERM]);
-    const backend = () => new KvmBackend(binding);
-    const vm = createVm({ kernel, memoryBytes, args: action.guestArgs, modules, backend, warn: say.line, binding, ...pollSpin() });
+    host.signals.catchTermination();
+    const vm = createVm({
+      kernel,
+      memoryBytes,
+      args: action.guestArgs,
+      modules,
+      backend: () => host.openBackend(),
+      host: host.host,
+      warn: say.line,
+      ...pollSpin(),
+    });
     refuseInspector();
     const outcome = vm.run();
     switch (outcome.kind) {
@@ -108,16 +99,4 @@ export function main(argv: readonly string[], prog: string, modules: readonly Mo
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-/** `configure KERNEL -o OUT`: writes a per-unikernel monitor; returns the exit status. */
-export function runConfigure(argv: readonly string[], prog: string): number {
-  const say = printer(prog);
-  try {
-    say.line(configure(argv));
-    return ExitCode.OK;
-  } catch (e) {
-    say.line(e instanceof Error ? e.message : String(e));
-    return ExitCode.FAILURE;
-  }
 }

@@ -1,11 +1,11 @@
-// The solo5-hvt command line (spec §2): the first pass finds --help,
+// The solo5-hvt command line (docs/abi.md §2): the first pass finds --help,
 // --version and KERNEL; the second, run after the kernel's notes are read,
 // gives --mem= to the core and every other option to the modules in order.
 import { DEFAULT_MEM_MIB, HVT_ABI_VERSION, MiB } from '../abi/constants.js';
-import { UsageError } from '../errors.js';
+import { invalidOption } from '../errors.js';
 import type { Manifest } from '../kernel/manifest.js';
 import { parseMemArg } from '../vm/memsize.js';
-import type { Module } from '../module.js';
+import type { Module, ModuleDescriptor } from '../module.js';
 
 export type CliAction =
   | { kind: 'help' }
@@ -14,8 +14,8 @@ export type CliAction =
   | { kind: 'run'; kernel: string; options: string[]; guestArgs: string[] };
 
 /** Pass 1 (§2.3 rule 1). Options written as "--disk PATH" become "--disk=PATH". */
-export function firstPass(argv: readonly string[], modules: readonly Module[]): CliAction {
-  const separate = new Set(modules.flatMap((m) => m.separateValueOptions ?? []));
+export function firstPass(argv: readonly string[], modules: readonly ModuleDescriptor[]): CliAction {
+  const separate = new Set(modules.flatMap((m) => m.cli.separateValue ?? []));
   const options: string[] = [];
   let i = 0;
   for (; i < argv.length; i++) {
@@ -40,10 +40,6 @@ export function firstPass(argv: readonly string[], modules: readonly Module[]): 
   return { kind: 'run', kernel, options, guestArgs: argv.slice(i + 1) };
 }
 
-export function invalidOption(arg: string, warnings: readonly string[] = []): UsageError {
-  return new UsageError(`Invalid option: \`${arg}'`, warnings);
-}
-
 /**
  * Pass 2: applies --mem= (the last one wins) and hands every other option to
  * the first module that takes it. Returns the requested memory in bytes.
@@ -60,8 +56,8 @@ export function secondPass(options: readonly string[], mft: Manifest, modules: r
   return mem;
 }
 
-export function usageText(prog: string, modules: readonly Module[]): string {
-  const moduleLines = modules.flatMap((m) => m.usage?.() ?? []);
+export function usageText(prog: string, modules: readonly ModuleDescriptor[]): string {
+  const moduleLines = modules.flatMap((m) => m.cli.usage);
   return [
     `usage: ${prog} [ CORE OPTIONS ] [ MODULE OPTIONS ] [ -- ] KERNEL [ ARGS ]`,
     'KERNEL is the filename of the unikernel to run.',

@@ -2,34 +2,22 @@
 // debugging port into it. Node answers SIGUSR1 by starting its inspector
 // (whoever reaches that port runs code in this process) and ignores SIGPIPE;
 // the reference tender dies of both, and of SIGHUP, SIGQUIT, SIGUSR2 and
-// SIGALRM (spec §14.1: only SIGINT and SIGTERM are caught). bin/ukvm-ts and
+// SIGALRM (docs/abi.md §14.1: only SIGINT and SIGTERM are caught); the
+// platform's signals.restoreDefaults() gives them that. bin/ukvm-ts and
 // generated monitors start node without NODE_OPTIONS (their #! line), so no
 // --inspect reaches node from the environment; a node started with one by
 // hand is refused here. Only the process-wide CLI does this: the library
 // leaves the embedding program's signals alone.
 import inspector from 'node:inspector';
-import type { NativeBinding } from '../../native/binding.js';
 import { HostError } from '../errors.js';
-
-const SIGHUP = 1;
-const SIGQUIT = 3;
-const SIGUSR1 = 10;
-const SIGUSR2 = 12;
-const SIGPIPE = 13;
-const SIGALRM = 14;
 
 /** The #! line of every executable ukvm-ts writes or ships (GNU env ≥ 8.30). */
 export const SHEBANG = '#!/usr/bin/env -S -u NODE_OPTIONS node';
 
-/** Gives the signals above their default action. Call before anything else. */
-export function restoreDefaultSignals(binding: NativeBinding): void {
-  binding.restoreDefaultSignals([SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM]);
-}
-
 /**
  * Throws (after closing it) if a Node inspector is listening: started by
  * --inspect given to node by hand, or by a SIGUSR1 that came during Node's
- * own start, before restoreDefaultSignals ran. Checked at start and again
+ * own start, before the signals were restored. Checked at start and again
  * right before the guest runs.
  */
 export function refuseInspector(): void {

@@ -1,5 +1,6 @@
 // Opening a unikernel: the file (or bytes), its ELF headers, ABI note and
 // manifest (spec §3.4, §3.5, §4.2), all checked before anything is built.
+import { I64_MAX } from '../abi/constants.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { type ByteSource, bufferSource, checkAbiNote, type ElfImage, findNote, MANIFEST_NOTE, readElf } from './elf.js';
 import { KernelError, withErrno } from '../errors.js';
@@ -16,18 +17,17 @@ export interface Kernel {
   close(): void;
 }
 
-/** Largest position a read may reach: the kernel's off_t is signed 64-bit. */
-const OFF_MAX = (1n << 63n) - 1n;
 
 function fdSource(fd: number, name: string): ByteSource {
   return {
     read(buf, position) {
       // No file is that large: a read there finds nothing, like one past EOF.
-      if (position + BigInt(buf.length) > OFF_MAX) return 0;
+      // The kernel's off_t is signed 64-bit.
+      if (position + BigInt(buf.length) > I64_MAX) return 0;
       try {
         return readSync(fd, buf, 0, buf.length, position);
       } catch (e) {
-        throw new KernelError(withErrno(`${name}: Could not read`, e));
+        throw new KernelError(withErrno(`${name}: Could not read`, e), { cause: e });
       }
     },
   };
@@ -49,7 +49,7 @@ function inspect(name: string, src: ByteSource, closeOnce: () => void): Kernel {
     close();
     if (e instanceof KernelError) throw e;
     // A read error (EIO, EISDIR, …) while reading headers or notes.
-    throw new KernelError(withErrno(`${name}: Could not read`, e));
+    throw new KernelError(withErrno(`${name}: Could not read`, e), { cause: e });
   }
 }
 
@@ -59,7 +59,7 @@ export function openKernel(path: string): Kernel {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new KernelError(withErrno(`${path}: Could not open`, e));
+    throw new KernelError(withErrno(`${path}: Could not open`, e), { cause: e });
   }
   let isDir = false;
   try {

@@ -1,34 +1,37 @@
 // The application manifest (spec §4): parsing and validation of the note's
 // descriptor, the tender's working copy that modules attach devices to, and
 // the bytes copied into guest memory at boot.
+import { MFT_ENTRY, MFT_HEADER, MFT_NAME_SIZE } from '../abi/layouts.js';
 import { KernelError } from '../errors.js';
 import { decodeLossless } from '../text.js';
 
 export const MFT_VERSION = 1;
 export const MFT_MAX_ENTRIES = 64;
-export const MFT_ENTRY_SIZE = 104;
-export const MFT_HEADER_SIZE = 8;
-export const MFT_NAME_SIZE = 68;
+export const MFT_ENTRY_SIZE = MFT_ENTRY.size;
+export const MFT_HEADER_SIZE = MFT_HEADER.size;
+export { MFT_NAME_SIZE };
 
 export const DeviceType = {
   BLOCK_BASIC: 1,
   NET_BASIC: 2,
   RESERVED_FIRST: 0x40000000,
 } as const;
+export type DeviceType = (typeof DeviceType)[keyof typeof DeviceType];
 
-/** Entry field offsets (§4.1). */
+/** Entry field offsets (§4.1), from the one table of layouts. */
+const F = MFT_ENTRY.fields;
 export const Entry = {
   name: 0,
-  type: 68,
+  type: F.type[0],
   /** BLOCK_BASIC: capacity u64; NET_BASIC: MAC (6 bytes). */
-  capacity: 72,
-  mac: 72,
+  capacity: F.capacity[0],
+  mac: F.mac[0],
   /** BLOCK_BASIC: block size u16. */
-  blockSize: 80,
+  blockSize: F.blockSize[0],
   /** NET_BASIC: MTU u16. */
-  mtu: 78,
-  hostFd: 88,
-  attached: 96,
+  mtu: F.mtu[0],
+  hostFd: F.hostFd[0],
+  attached: F.attached[0],
 } as const;
 
 export function typeName(type: number): string {

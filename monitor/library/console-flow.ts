@@ -6,7 +6,7 @@
 // full pipe, so a consumer that falls behind bounds memory instead of
 // growing it. A console that throws or errors ends its own VM only.
 import { StringDecoder } from 'node:string_decoder';
-import type { ConsoleSink } from '../../modules/console/index.js';
+import type { GuestOutput } from '../module.js';
 import type { ConsoleTarget } from './options.js';
 
 /** Bytes in flight between a VM's worker and its console, at most (plus one chunk). */
@@ -20,8 +20,8 @@ export function consoleCounter(): SharedArrayBuffer {
   return new SharedArrayBuffer(4);
 }
 
-/** The worker's side: the console module's sink. */
-export function postingSink(counter: SharedArrayBuffer, post: (bytes: Uint8Array) => void): ConsoleSink {
+/** The worker's side: where the console module sends guest text. */
+export function postingSink(counter: SharedArrayBuffer, post: (bytes: Uint8Array) => void): GuestOutput {
   const inFlight = new Int32Array(counter);
   return (bytes, run) => {
     for (let off = 0; off < bytes.length; off += CHUNK) {

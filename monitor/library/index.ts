@@ -3,17 +3,19 @@
 // handle reports how the VM ended, stops it, and reads its live statistics.
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
-import { loadNative } from '../../native/binding.js';
-import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../vm/core.js';
 import { Hypercall, HYPERCALL_MAX } from '../abi/constants.js';
-import { ConfigError, GuestError, HostError, KernelError, TenderError, UsageError } from '../errors.js';
+import { platform } from '../backend/index.js';
+import type { VcpuHandle } from '../backend/backend.js';
+import { HostError, reviveError } from '../errors.js';
 import { DeviceType } from '../kernel/manifest.js';
 import { DIST } from '../paths.js';
+import { REGISTRY } from '../registry.js';
+import { EXIT_KINDS, HYPERCALL_COUNTER_BASE } from '../vm/core.js';
 import { consoleCounter, consoleTaker, wakeSink } from './console-flow.js';
-import { checkOptions, OptionError, type UnikernelOptions } from './options.js';
+import { checkOptions, type UnikernelOptions } from './options.js';
 import { type ExitReason, STATS, type WorkerInput, type WorkerMessage } from './shared.js';
 
-export { OptionError, type UnikernelOptions, type ConsoleTarget } from './options.js';
+export type { UnikernelOptions, ConsoleTarget } from './options.js';
 export type { ExitReason } from './shared.js';
 
 export interface ExitInfo {
@@ -44,34 +46,15 @@ export interface Unikernel {
 
 const HYPERCALL_NAMES = Object.fromEntries(Object.entries(Hypercall).map(([k, v]) => [v, k])) as Record<number, string>;
 
-/** Rebuilds the typed error a worker reported. */
-function reviveError(e: { name: string; code: string; message: string; warnings: string[] }): TenderError {
-  switch (e.name) {
-    case 'UsageError':
-      return new UsageError(e.message, e.warnings);
-    case 'ConfigError':
-      return new ConfigError(e.message, e.warnings);
-    case 'KernelError':
-      return new KernelError(e.message);
-    case 'HostError':
-      return new HostError(e.message);
-    case 'GuestError':
-      return new GuestError(e.message);
-    case 'OptionError':
-      return new OptionError(e.message);
-    default:
-      return new TenderError(e.code, e.message, e.warnings);
-  }
-}
-
 /**
  * Starts a unikernel. Resolves once the VM is built and running; rejects with
  * a TenderError subclass (its `code` says which kind) for every condition the
  * CLI rejects: bad options, kernel, manifest, devices, memory, missing KVM.
  */
 export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
+  let modules: WorkerInput['modules'];
   try {
-    checkOptions(options);
+    modules = checkOptions(options, REGISTRY);
   } catch (e) {
     return Promise.reject(e);
   }
@@ -81,10 +64,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     kernel: options.kernel,
     memoryMiB: options.memoryMiB ?? 512,
     args: [...(options.args ?? [])],
-    block: { ...options.block },
-    blockSectorSize: { ...options.blockSectorSize },
-    net: { ...options.net },
-    netMac: { ...options.netMac },
+    modules,
     stats,
     console: consoleRoom,
     ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),
@@ -94,7 +74,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
   const started = Date.now();
 
   return new Promise<Unikernel>((resolve, reject) => {
-    let token = -1;
+    let vcpu: VcpuHandle | null = null;
     let ended: ExitInfo | null = null;
     let endedAt = 0;
     let names: { name: string; type: number }[] = [];
@@ -102,8 +82,8 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     const exited = new Promise<ExitInfo>((r) => (settle = r));
     const stop = () => {
       if (ended) return;
-      // A token of an ended VM names nothing: kick() then does nothing.
-      loadNative().kick(token);
+      // A handle of an ended VM names nothing: stopping it then does nothing.
+      if (vcpu) platform().stop(vcpu);
       wakeSink(consoleRoom);
     };
     /** Set when the console threw or errored: the VM is stopped and ends with this. */
@@ -122,13 +102,13 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     const handle: Unikernel = {
       exited,
       stop,
-      stats: () => readStats(new Float64Array(stats), names, (ended ? endedAt : Date.now()) - started, token, ended !== null),
+      stats: () => readStats(new Float64Array(stats), names, (ended ? endedAt : Date.now()) - started, vcpu, ended !== null),
     };
 
     worker.on('message', (m: WorkerMessage) => {
       switch (m.type) {
         case 'ready':
-          token = m.token;
+          vcpu = m.handle;
           names = m.manifest;
           resolve(handle);
           break;
@@ -148,7 +128,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     });
     worker.on('error', (e) => {
       const info: ExitInfo = { status: 1, reason: 'error', message: `worker failed: ${e.message}` };
-      reject(new HostError(info.message as string));
+      reject(new HostError(info.message as string, { cause: e }));
       finish(info);
     });
     worker.on('exit', () => {
@@ -159,7 +139,7 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
   });
 }
 
-function readStats(s: Float64Array, names: { name: string; type: number }[], wallMs: number, token: number, ended: boolean): UnikernelStats {
+function readStats(s: Float64Array, names: { name: string; type: number }[], wallMs: number, vcpu: VcpuHandle | null, ended: boolean): UnikernelStats {
   const exits: Record<string, number> = {};
   EXIT_KINDS.forEach((k, i) => (exits[k] = s[STATS.counters + i] ?? 0));
   const hypercalls: Record<string, number> = {};
@@ -173,6 +153,6 @@ function readStats(s: Float64Array, names: { name: string; type: number }[], wal
     }
   });
   const start = s[STATS.cpuStart] ?? 0;
-  const end = ended ? (s[STATS.cpuEnd] ?? 0) : token >= 0 ? loadNative().threadCpuNs(token) : 0;
+  const end = ended ? (s[STATS.cpuEnd] ?? 0) : vcpu ? platform().cpuTimeNs(vcpu) : 0;
   return { exits, hypercalls, devices, wallMs, vcpuMs: Math.max(0, end - start) / 1e6 };
 }

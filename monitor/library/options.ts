@@ -1,8 +1,11 @@
 // Options of startUnikernel, checked on the caller's thread before a worker
-// is started: wrong types and shapes are rejected here with OptionError;
-// everything the CLI would reject about the kernel and its devices is
-// rejected by the same code the CLI uses, inside the worker.
-import { TenderError } from '../errors.js';
+// is started: unknown names, wrong types and shapes are rejected here with
+// OptionError — the core's options here, each module's by its descriptor
+// (registry.ts). Everything the CLI would reject about the kernel and its
+// devices is rejected by the same code the CLI uses, inside the worker.
+import { OptionError } from '../errors.js';
+import type { ModuleDescriptor } from '../module.js';
+import { CORE_LIBRARY_OPTIONS } from '../registry.js';
 
 /** Console output: a writable stream, or a callback receiving decoded text. */
 export type ConsoleTarget = { write(chunk: Uint8Array): unknown } | ((text: string) => void);
@@ -18,7 +21,7 @@ export interface UnikernelOptions {
   block?: Readonly<Record<string, string>>;
   /** Sector sizes by manifest name (512..32768, a power of two). */
   blockSectorSize?: Readonly<Record<string, number>>;
-  /** Net devices by manifest name: a tap interface name, or an open tap descriptor. */
+  /** Net devices by manifest name: a tap interface name, or an open tap descriptor (stays yours to close). */
   net?: Readonly<Record<string, string | { fd: number }>>;
   /** MAC addresses by manifest name, "xx:xx:xx:xx:xx:xx". */
   netMac?: Readonly<Record<string, string>>;
@@ -30,23 +33,13 @@ export interface UnikernelOptions {
   pollSpinNs?: number;
 }
 
-/** A startUnikernel option has the wrong type or shape. */
-export class OptionError extends TenderError {
-  constructor(message: string) {
-    super('EOPTION', message);
-  }
-}
-
-function record(value: unknown, what: string, item: (v: unknown) => boolean, expect: string): void {
-  if (value === undefined) return;
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new OptionError(`${what} must be an object`);
-  for (const [k, v] of Object.entries(value)) {
-    if (!item(v)) throw new OptionError(`${what}.${k} must be ${expect}`);
-  }
-}
-
-export function checkOptions(o: UnikernelOptions): void {
+/** Checks the options; returns each module's options by module name (structured-clonable). */
+export function checkOptions(o: UnikernelOptions, registry: readonly ModuleDescriptor[]): Record<string, Record<string, unknown>> {
   if (typeof o !== 'object' || o === null) throw new OptionError('options must be an object');
+  const known = new Set<string>([...CORE_LIBRARY_OPTIONS, ...registry.flatMap((d) => d.library.map((l) => l.name))]);
+  for (const name of Object.keys(o)) {
+    if (!known.has(name)) throw new OptionError(`unknown option: ${name}`);
+  }
   if (typeof o.kernel !== 'string' && !(o.kernel instanceof Uint8Array)) {
     throw new OptionError('kernel must be a path or a Uint8Array');
   }
@@ -57,17 +50,24 @@ export function checkOptions(o: UnikernelOptions): void {
   if (o.args !== undefined && (!Array.isArray(o.args) || !Array.from(o.args).every((a) => typeof a === 'string'))) {
     throw new OptionError('args must be an array of strings');
   }
-  record(o.block, 'block', (v) => typeof v === 'string' && v.length > 0, 'a path');
-  record(o.blockSectorSize, 'blockSectorSize', (v) => Number.isInteger(v), 'an integer');
-  const fdOrName = (v: unknown) =>
-    (typeof v === 'string' && v.length > 0) ||
-    (typeof v === 'object' && v !== null && Number.isInteger((v as { fd?: unknown }).fd) && (v as { fd: number }).fd >= 0);
-  record(o.net, 'net', fdOrName, 'an interface name or { fd }');
-  record(o.netMac, 'netMac', (v) => typeof v === 'string', 'a MAC address string');
   if (o.console !== undefined && typeof o.console !== 'function' && typeof (o.console as { write?: unknown }).write !== 'function') {
     throw new OptionError('console must be a writable stream or a function');
   }
+  if (o.warn !== undefined && typeof o.warn !== 'function') throw new OptionError('warn must be a function');
   if (o.pollSpinNs !== undefined && !(Number.isFinite(o.pollSpinNs) && o.pollSpinNs >= 0)) {
     throw new OptionError('pollSpinNs must be a non-negative number');
   }
+  const given = o as unknown as Record<string, unknown>;
+  const byModule: Record<string, Record<string, unknown>> = {};
+  for (const d of registry) {
+    const mine: Record<string, unknown> = {};
+    for (const opt of d.library) {
+      const value = given[opt.name];
+      opt.check(value);
+      // A copy: the caller may change its objects while the worker starts.
+      if (value !== undefined) mine[opt.name] = structuredClone(value);
+    }
+    byModule[d.name] = mine;
+  }
+  return byModule;
 }

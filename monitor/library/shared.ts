@@ -1,5 +1,7 @@
 // What the caller's thread and a VM's worker thread exchange: the worker's
 // input, its messages, and the layout of the shared statistics buffer.
+import type { VcpuHandle } from '../backend/backend.js';
+import type { ErrorRecord } from '../errors.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
 import { DEVICE_BYTES_LENGTH } from '../vm/compose.js';
 
@@ -19,10 +21,8 @@ export interface WorkerInput {
   kernel: string | Uint8Array;
   memoryMiB: number;
   args: string[];
-  block: Record<string, string>;
-  blockSectorSize: Record<string, number>;
-  net: Record<string, string | { fd: number }>;
-  netMac: Record<string, string>;
+  /** Each module's startUnikernel options, by module name (checked). */
+  modules: Record<string, Record<string, unknown>>;
   pollSpinNs?: number;
   stats: SharedArrayBuffer;
   /** Console bytes in flight to the caller (see console-flow.ts). */
@@ -30,10 +30,10 @@ export interface WorkerInput {
 }
 
 export type WorkerMessage =
-  | { type: 'ready'; token: number; manifest: { name: string; type: number }[] }
+  | { type: 'ready'; handle: VcpuHandle; manifest: { name: string; type: number }[] }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'warn'; line: string }
-  | { type: 'failed'; error: { name: string; code: string; message: string; warnings: string[] } }
+  | { type: 'failed'; error: ErrorRecord }
   | { type: 'exit'; status: number; reason: ExitReason; message?: string };
 
 /** Why a VM stopped: it halted, faulted, failed on the host side, or was stopped. */

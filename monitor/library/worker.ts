@@ -1,18 +1,15 @@
 // The worker thread of one VM: builds it with the same composition code as
-// the CLI, tells the caller's thread how to reach its vCPU, runs it to the end
-// and reports how it ended. Nothing here ever exits the process.
+// the CLI and the modules of the registry, tells the caller's thread how to
+// reach its vCPU, runs it to the end and reports how it ended. Nothing here
+// ever exits the process.
 import { parentPort, workerData } from 'node:worker_threads';
-import { block } from '../../modules/block/index.js';
-import { console as consoleModule } from '../../modules/console/index.js';
-import { net } from '../../modules/net/index.js';
-import { parseMac } from '../../modules/net/options.js';
-import { loadNative } from '../../native/binding.js';
-import { KvmBackend } from '../backend/kvm/backend.js';
-import { COUNTERS_LENGTH } from '../vm/core.js';
-import { ConfigError, GuestError, TenderError } from '../errors.js';
+import { platform } from '../backend/index.js';
+import { errorRecord, GuestError } from '../errors.js';
 import { kernelFromBytes, openKernel } from '../kernel/kernel.js';
-import { DEVICE_BYTES_LENGTH, createVm } from '../vm/compose.js';
+import { REGISTRY } from '../registry.js';
 import { printable } from '../text.js';
+import { createVm, DEVICE_BYTES_LENGTH, type Vm } from '../vm/compose.js';
+import { COUNTERS_LENGTH } from '../vm/core.js';
 import { postingSink } from './console-flow.js';
 import { STATS, type WorkerInput, type WorkerMessage } from './shared.js';
 
@@ -21,50 +18,35 @@ const port = parentPort;
 if (!port) throw new Error('library/worker.js must run in a worker thread');
 const post = (m: WorkerMessage) => port.postMessage(m);
 
-function macs(): Record<string, Uint8Array> {
-  const out: Record<string, Uint8Array> = {};
-  for (const [name, text] of Object.entries(input.netMac)) {
-    const mac = parseMac(text);
-    if (!mac) throw new ConfigError(`netMac.${name}: not a MAC address: '${text}'`);
-    out[name] = mac;
-  }
-  return out;
-}
-
 function run(): void {
   const stats = new Float64Array(input.stats);
-  let vm;
+  let vm: Vm | undefined;
   try {
-    const binding = loadNative();
+    const host = platform();
     const kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
-    const modules = [
-      consoleModule({ sink: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) }),
-      block({ paths: input.block, sectorSizes: input.blockSectorSize, binding }),
-      net({ taps: input.net, macs: macs(), binding }),
-    ];
+    const env = { host: host.host, output: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) };
+    const modules = REGISTRY.map((d) => d.create(input.modules[d.name] ?? {}, env));
     vm = createVm({
       kernel,
       memoryBytes: BigInt(input.memoryMiB) << 20n,
       args: input.args,
       modules,
-      backend: () => new KvmBackend(binding),
+      backend: () => host.openBackend(),
+      host: host.host,
       warn: (line) => post({ type: 'warn', line: printable(line) }),
-      binding,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
       deviceBytes: new Float64Array(input.stats, STATS.deviceBytes * 8, DEVICE_BYTES_LENGTH),
       ...(input.pollSpinNs !== undefined ? { pollSpinNs: input.pollSpinNs } : {}),
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));
-    stats[STATS.cpuStart] = Math.max(binding.threadCpuNs(vm.vcpuToken), 0);
-    post({ type: 'ready', token: vm.vcpuToken, manifest });
+    stats[STATS.cpuStart] = Math.max(host.cpuTimeNs(vm.handle), 0);
+    post({ type: 'ready', handle: vm.handle, manifest });
   } catch (e) {
     vm?.close();
-    const err = e instanceof Error ? e : new Error(String(e));
-    const tender = e instanceof TenderError ? e : null;
     // Messages reach the caller as the CLI would print them: one line, visible (text.ts).
-    const warnings = (tender?.warnings ?? []).map(printable);
-    post({ type: 'failed', error: { name: err.name, code: tender?.code ?? 'EINTERNAL', message: printable(err.message), warnings } });
+    const r = errorRecord(e);
+    post({ type: 'failed', error: { ...r, message: printable(r.message), warnings: r.warnings.map(printable) } });
     return;
   }
   let message: WorkerMessage;
@@ -78,7 +60,7 @@ function run(): void {
     message = { type: 'exit', status: 1, reason, message: printable(e instanceof Error ? e.message : String(e)) };
   }
   // Final figures first: the caller may read stats as soon as it hears of the exit.
-  stats[STATS.cpuEnd] = Math.max(loadNative().threadCpuNs(vm.vcpuToken), 0);
+  stats[STATS.cpuEnd] = Math.max(platform().cpuTimeNs(vm.handle), 0);
   vm.close();
   post(message);
 }

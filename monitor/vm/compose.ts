@@ -1,19 +1,20 @@
 // Composition: a backend and a list of modules become one runnable VM. This
-// is the code the CLI and the library share. Everything is validated before
-// the VM is built; once built, the order of spec §1 steps 7–13 is followed.
-import { loadNative, type NativeBinding } from '../../native/binding.js';
-import { type Backend, type Machine, type Vcpu } from '../backend/backend.js';
+// is the code the CLI and the library share. Everything the user gave is
+// validated before the hypervisor is touched; once built, the order of
+// docs/abi.md §1 steps 7–13 is followed. Every host resource taken is given
+// back if a later step fails.
 import { writeGdt, writePageTables } from '../arch/x86_64.js';
-import { buildCmdline, writeBootInfo } from './bootinfo.js';
-import { Core, type RunOutcome } from './core.js';
+import type { Backend, Machine, Vcpu, VcpuHandle, WaitSet } from '../backend/backend.js';
+import type { HostIo } from '../backend/host.js';
 import { ConfigError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { loadElf } from '../kernel/loader.js';
 import { typeName } from '../kernel/manifest.js';
+import type { Module, SetupContext } from '../module.js';
+import { buildCmdline, writeBootInfo } from './bootinfo.js';
+import { Core, type RunOutcome } from './core.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
-import type { Module, SetupContext } from '../module.js';
-import { PollHost } from '../backend/kvm/host.js';
 
 export interface VmConfig {
   kernel: Kernel;
@@ -25,12 +26,13 @@ export interface VmConfig {
   modules: readonly Module[];
   /**
    * The hypervisor (the caller keeps and closes it), or a function making one
-   * once the configuration is known to be good (closed with the VM).
+   * once the configuration is known to be good (closed once the VM is built).
    */
   backend: Backend | (() => Backend);
+  /** The host's clock for WALLTIME. */
+  host: Pick<HostIo, 'realtimeInto'>;
   /** Receives warning lines (without program prefix). */
   warn: (message: string) => void;
-  binding?: NativeBinding;
   /**
    * How long POLL checks the devices without sleeping before it blocks, in
    * ns (default 0). Saves the wake-up of a blocked thread on busy networks
@@ -40,41 +42,36 @@ export interface VmConfig {
   pollSpinNs?: number;
   /** Core counters (see core.ts); pass a SharedArrayBuffer view to read them from another thread. */
   counters?: Float64Array;
-  /** Per-device byte counters, DEVICE_BYTES_LENGTH entries (see SetupContext.deviceBytes). */
+  /** Per-device byte counters, DEVICE_BYTES_LENGTH entries (see SetupContext.countBytes). */
   deviceBytes?: Float64Array;
 }
 
-/** Two counters for each of the 64 possible manifest entries. */
+/** Two counters for each of the 64 possible manifest entries: [2h] into the guest, [2h + 1] out. */
 export const DEVICE_BYTES_LENGTH = 128;
 
 export const DEFAULT_POLL_SPIN_NS = 0;
 
 export interface Vm {
-  readonly memory: GuestMemory;
-  readonly core: Core;
-  /** See Vcpu.token. */
-  readonly vcpuToken: number;
+  /** Names the vCPU to other threads (stop, CPU time). */
+  readonly handle: VcpuHandle;
   /** Runs the guest until it halts, a signal arrives or stop() is called. */
   run(): RunOutcome;
-  /** Safe from any thread: makes run() return { kind: 'stopped' } soon. */
+  /** Makes run() return { kind: 'stopped' } soon. */
   stop(): void;
-  /** Bench only: see Vcpu.runFloor. Returns the HALT status. */
-  runFloor(putsFd: number): number;
   close(): void;
 }
 
 /** Builds a VM ready to run. Throws TenderError subclasses for every bad input. */
 export function createVm(config: VmConfig): Vm {
   const { kernel, modules } = config;
-  const binding = config.binding ?? loadNative();
   const mft = kernel.manifest;
   const closeModules = () => {
     for (const m of modules) m.close?.();
   };
+  let ownBackend: Backend | undefined;
   let machine: Machine | undefined;
   let vcpu: Vcpu | undefined;
-  let host: PollHost | undefined;
-  let ownBackend: Backend | undefined;
+  let waitSet: WaitSet | undefined;
   try {
     // Checked in the reference's order (§1): memory, devices, command line.
     const requested = sizeMemory(config.memoryBytes);
@@ -103,23 +100,29 @@ export function createVm(config: VmConfig): Vm {
     writeGdt(mem.bytes);
     writePageTables(mem.bytes, size.allocSize);
     vcpu = machine.createVcpu();
-    const tscHz = vcpu.configure({ entry: loaded.entry, memSize: size.guestSize });
+    const cpu = vcpu;
+    const tscHz = cpu.configure({ entry: loaded.entry, memSize: size.guestSize });
 
-    const spinNs = config.pollSpinNs ?? DEFAULT_POLL_SPIN_NS;
-    host = new PollHost(binding, vcpu, () => core.pollFds, spinNs);
-    const core = new Core(mem, host, config.counters);
+    waitSet = cpu.createWaitSet(config.pollSpinNs ?? DEFAULT_POLL_SPIN_NS);
+    const ws = waitSet;
+    const core = new Core(mem, { realtimeInto: config.host.realtimeInto, watch: (fd, key) => ws.add(fd, key), wait: (ns) => ws.wait(ns) }, config.counters);
+    const deviceBytes = config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH);
     const ctx: SetupContext = {
-      mem,
+      memory: mem,
       mft,
       hypercall: (nr, fn) => core.hypercall(nr, fn),
       onHalt: (fn) => core.onHalt(fn),
       onVmexit: (fn) => core.onVmexit(fn),
       pollFd: (fd, handle) => core.pollFd(fd, handle),
-      run: host,
+      run: cpu.control,
+      countBytes(handle, direction, n) {
+        const i = 2 * handle + (direction === 'out' ? 1 : 0);
+        if (i >= 0 && i < deviceBytes.length) deviceBytes[i] = (deviceBytes[i] ?? 0) + n;
+      },
+      ...(cpu.debug ? { debug: cpu.debug } : {}),
       warn: config.warn,
-      deviceBytes: config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH),
     };
-    for (const m of modules) m.setup(ctx);
+    for (const mod of modules) mod.setup(ctx);
 
     writeBootInfo(mem.bytes, {
       memSize: size.guestSize,
@@ -131,42 +134,29 @@ export function createVm(config: VmConfig): Vm {
     // The hypervisor handle is needed only to build the VM.
     ownBackend?.close();
     ownBackend = undefined;
-    const pollHost = host;
-    return makeVm(mem, core, vcpu, m, () => {
-      pollHost.close();
-      closeModules();
-    });
+    let closed = false;
+    return {
+      handle: cpu.handle,
+      run: () => core.run(cpu),
+      stop: () => cpu.kick(),
+      close() {
+        if (closed) return;
+        closed = true;
+        ws.close();
+        cpu.close();
+        closeModules();
+        m.close();
+      },
+    };
   } catch (e) {
     kernel.close();
+    waitSet?.close();
     vcpu?.close();
     machine?.close();
     ownBackend?.close();
-    host?.close();
     closeModules();
     throw e;
   }
-}
-
-function makeVm(memory: GuestMemory, core: Core, vcpu: Vcpu, machine: Machine, release: () => void): Vm {
-  let closed = false;
-  return {
-    memory,
-    core,
-    vcpuToken: vcpu.token,
-    run: () => core.run(vcpu),
-    stop: () => vcpu.kick(),
-    runFloor(putsFd) {
-      if (!vcpu.runFloor) throw new Error('this backend has no native floor loop');
-      return vcpu.runFloor(memory.buffer, memory.guestSize, putsFd);
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      vcpu.close();
-      release();
-      machine.close();
-    },
-  };
 }
 
 /** §4.4: every declared device must have been attached by a module. */
@@ -174,5 +164,5 @@ function checkAttached(mft: Kernel['manifest']): void {
   const missing = mft.unattached();
   if (missing.length === 0) return;
   const warnings = missing.map((i) => `Device '${mft.name(i)}' of type ${typeName(mft.type(i))} declared but not attached.`);
-  throw new ConfigError('All declared devices must be attached. See --help for syntax.', warnings);
+  throw new ConfigError('All declared devices must be attached. See --help for syntax.', { warnings });
 }

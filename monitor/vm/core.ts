@@ -1,11 +1,13 @@
 // The core: tables of hypercall handlers, halt hooks, vmexit hooks and POLL
 // descriptors (collisions refused), the core hypercalls WALLTIME, POLL and
-// HALT, and the vCPU loop that dispatches decoded exits (spec §9.2, §10).
-// dispatch() takes a made-up exit in unit tests; nothing here knows KVM.
-import { ArgSize, HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type HypercallNr } from '../abi/constants.js';
+// HALT, and the vCPU loop that dispatches decoded exits (docs/abi.md §9.2,
+// §10). dispatch() takes a made-up exit in unit tests; nothing here knows
+// which hypervisor made the exit, and the backend words the fatal ones.
+import { HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type HypercallNr } from '../abi/constants.js';
+import { HALT_ARGS, POLL_ARGS, WALLTIME_ARGS } from '../abi/layouts.js';
 import type { Vcpu, VcpuExit } from '../backend/backend.js';
-import { GuestError, HostError } from '../errors.js';
-import type { GuestMemory } from './memory.js';
+import { GuestError, HostError, ModuleError } from '../errors.js';
+import type { CheckedMemory } from './memory.js';
 import type { HaltHook, HypercallHandler, VmexitHook } from '../module.js';
 
 /** How a run ended. */
@@ -14,11 +16,13 @@ export type RunOutcome =
   | { kind: 'signal'; signal: number }
   | { kind: 'stopped' };
 
-/** What the core needs from the host besides the vCPU. */
+/** What the core needs from the host besides the vCPU (compose.ts builds it from the backend). */
 export interface CoreHost {
-  /** Stores CLOCK_REALTIME in ns as a little-endian u64 at bytes[offset]. */
-  realtimeInto(bytes: Uint8Array, offset: number): void;
-  /** Waits on the POLL set; returns keys ready (−1 = wake fd) or null if interrupted. */
+  /** Stores CLOCK_REALTIME in ns as a little-endian u64 in bytes[0..8). */
+  realtimeInto(bytes: Uint8Array): void;
+  /** Adds a device descriptor to POLL's wait set. */
+  watch(fd: number, handle: number): void;
+  /** Waits on the POLL set; returns handles ready, or null if the run is ending. */
   wait(timeoutNs: number): readonly number[] | null;
 }
 
@@ -38,9 +42,9 @@ export class Core {
   private readonly handlers: (HypercallHandler | undefined)[] = new Array(HYPERCALL_MAX + 1);
   private readonly haltHooks: HaltHook[] = [];
   private readonly vmexitHooks: VmexitHook[] = [];
-  readonly pollFds: { fd: number; handle: number }[] = [];
+  private readonly pollFds: { fd: number; handle: number }[] = [];
   constructor(
-    private readonly mem: GuestMemory,
+    private readonly mem: CheckedMemory & { readonly allocSize: number },
     private readonly host: CoreHost,
     readonly counters: Float64Array = new Float64Array(COUNTERS_LENGTH),
   ) {
@@ -49,7 +53,7 @@ export class Core {
   }
 
   hypercall(nr: HypercallNr, fn: HypercallHandler): void {
-    if (nr === Hypercall.HALT || this.handlers[nr]) throw new Error(`hypercall ${nr} is already registered`);
+    if (nr === Hypercall.HALT || this.handlers[nr]) throw new ModuleError(`hypercall ${nr} is already registered`);
     this.handlers[nr] = fn;
   }
 
@@ -62,9 +66,10 @@ export class Core {
   }
 
   pollFd(fd: number, handle: number): void {
-    if (handle < 0 || handle > 63 || this.pollFds.some((p) => p.fd === fd || p.handle === handle)) {
-      throw new Error(`poll descriptor ${fd} (handle ${handle}) is already registered`);
+    if (!(Number.isInteger(handle) && handle >= 0 && handle <= 63) || this.pollFds.some((p) => p.fd === fd || p.handle === handle)) {
+      throw new ModuleError(`poll descriptor ${fd} (handle ${handle}) is already registered or out of range`);
     }
+    this.host.watch(fd, handle);
     this.pollFds.push({ fd, handle });
   }
 
@@ -77,34 +82,28 @@ export class Core {
   }
 
   /** Handles one exit; returns how the run ended, or null to keep running. */
-  dispatch(exit: VcpuExit, vcpu: Pick<Vcpu, 'rip' | 'backendName'>): RunOutcome | null {
+  dispatch(exit: VcpuExit, vcpu: Pick<Vcpu, 'describeFatal'>): RunOutcome | null {
     this.bump(EXIT_INDEX[exit.kind]);
     for (const hook of this.vmexitHooks) if (hook(exit)) return null;
-    const kvm = vcpu.backendName;
     switch (exit.kind) {
       case 'io':
         return this.portIo(exit.out, exit.size, exit.port, exit.value);
       case 'interrupted':
         return exit.signal !== 0 ? { kind: 'signal', signal: exit.signal } : { kind: 'stopped' };
       case 'fault':
-        throw new GuestError(`${kvm}: host/guest translation fault: rip=0x${vcpu.rip().toString(16)}`);
+        throw new GuestError(vcpu.describeFatal('translation-fault', exit));
       case 'mmio':
         // Inside guest RAM this can only be an access the host protection
         // refused (a write to text, a fetch from a no-access page): report it
         // as the translation fault it is, whatever flavour the host gave.
-        if (exit.address < BigInt(this.mem.allocSize)) {
-          throw new GuestError(`${kvm}: host/guest translation fault: rip=0x${vcpu.rip().toString(16)}`);
-        }
-        throw new GuestError(`${kvm}: unhandled exit: exit_reason=0x6, rip=0x${vcpu.rip().toString(16)}`);
+        throw new GuestError(vcpu.describeFatal(exit.address < BigInt(this.mem.allocSize) ? 'translation-fault' : 'unhandled', exit));
       case 'failEntry':
-        throw new HostError(`${kvm}: entry failure: hw_entry_failure_reason=0x${exit.reason.toString(16)}`);
+        throw new HostError(vcpu.describeFatal('entry-failure', exit));
       case 'internalError':
-        throw new HostError(`${kvm}: internal error exit: suberror=0x${exit.suberror.toString(16)}`);
-      case 'debug':
-        // No debugger claimed it (a module's vmexit hook would have).
-        throw new GuestError(`${kvm}: unhandled debug exit (${exit.reason}), rip=0x${exit.rip.toString(16)}`);
+        throw new HostError(vcpu.describeFatal('internal-error', exit));
+      case 'debug': // no debugger claimed it (a module's vmexit hook would have)
       case 'other':
-        throw new GuestError(`${kvm}: unhandled exit: exit_reason=0x${exit.reason.toString(16)}, rip=0x${vcpu.rip().toString(16)}`);
+        throw new GuestError(vcpu.describeFatal('unhandled', exit));
     }
   }
 
@@ -126,41 +125,35 @@ export class Core {
   }
 
   private walltime(gpa: number): void {
-    const off = this.mem.struct(gpa, ArgSize.WALLTIME, 'write');
-    this.host.realtimeInto(this.mem.bytes, off);
+    this.host.realtimeInto(this.mem.struct(gpa, WALLTIME_ARGS, 'write').u64Bytes('nsecs'));
   }
 
   /** POLL (§10.3): waits on every registered descriptor and the timeout. */
   private poll(gpa: number): void {
-    const mem = this.mem;
-    const off = mem.struct(gpa, ArgSize.POLL, 'write');
-    const [lo, hi] = mem.u64Halves(off);
+    const args = this.mem.struct(gpa, POLL_ARGS, 'write');
+    const [lo, hi] = args.u64Halves('timeoutNanos');
     const timeoutNs = hi * 2 ** 32 + lo;
     let readyLo = 0;
     let readyHi = 0;
     let count = 0;
     // A zero timeout with nothing to watch returns at once: no syscall at all.
     if (timeoutNs !== 0 || this.pollFds.length !== 0) {
-      const keys = this.host.wait(timeoutNs) ?? [];
-      for (const handle of keys) {
-        if (handle < 0) continue; // the wake descriptor: the next KVM_RUN reports why
+      for (const handle of this.host.wait(timeoutNs) ?? []) {
         if (handle < 32) readyLo |= 1 << handle;
         else readyHi |= 1 << (handle - 32);
         count++;
       }
     }
-    mem.view.setUint32(off + 8, readyLo >>> 0, true);
-    mem.view.setUint32(off + 12, readyHi >>> 0, true);
-    mem.view.setUint32(off + 16, count, true);
+    args.setU64Halves('readySet', readyLo, readyHi);
+    args.setI32('ret', count);
   }
 
   /** HALT (§10.8): checks the structure and cookie, runs the halt hooks. */
   private halt(gpa: number): RunOutcome {
-    const mem = this.mem;
-    const off = mem.struct(gpa, ArgSize.HALT, 'read');
-    const [cLo, cHi] = mem.u64Halves(off);
-    const cookie = cLo === 0 && cHi === 0 ? 0 : mem.region(cLo, cHi, HALT_COOKIE_SIZE, 0, 'read');
-    const status = mem.view.getInt32(off + 8, true);
+    const args = this.mem.struct(gpa, HALT_ARGS, 'read');
+    const [cLo, cHi] = args.u64Halves('cookie');
+    const cookie = cLo === 0 && cHi === 0 ? null : this.mem.region(cLo, cHi, HALT_COOKIE_SIZE, 'read');
+    const status = args.i32('exitStatus');
     for (const hook of this.haltHooks) hook(status, cookie);
     return { kind: 'halt', status };
   }

@@ -1,9 +1,14 @@
-// GuestMemory: every access the monitor makes to guest RAM goes through here,
-// range-checked with overflow-safe arithmetic. Guest-supplied 64-bit values
-// are read as two 32-bit halves: guest RAM is at most 4 GiB, so any value with
-// a non-zero high half is out of range without ever building a BigInt or
-// losing precision in a double. This is the only place guest addresses are
-// narrowed to JavaScript numbers.
+// Guest memory. Every access the monitor makes on a guest's behalf goes
+// through CheckedMemory: struct() checks a structure's whole range and hands
+// back typed accessors for its fields (check and access in one call, so no
+// caller adds offsets to an unchecked base), and buffer() checks the region a
+// structure's pointer and length fields name. Checks are overflow-safe:
+// guest-supplied 64-bit values are read as two 32-bit halves, and guest RAM
+// is at most 4 GiB, so a value with a non-zero high half is out of range
+// without a BigInt or a lossy double. Modules only ever see CheckedMemory;
+// the raw bytes are for the VM's own set-up code (loader, page tables, boot
+// info), which writes what the monitor itself decides.
+import type { FieldOf, Layout } from '../abi/layouts.js';
 import { GuestError } from '../errors.js';
 
 /** Host protection of a range of guest RAM (mirror of what mprotect was told). */
@@ -14,16 +19,53 @@ export interface Protection {
   writable: boolean;
 }
 
-export class GuestMemory {
+export type Access = 'read' | 'write';
+
+/** One checked structure in guest memory. */
+export interface GuestStruct<L extends Layout> {
+  /** Where it is. */
+  readonly gpa: number;
+  u8(field: FieldOf<L, 'u8'>): number;
+  u16(field: FieldOf<L, 'u16'>): number;
+  u32(field: FieldOf<L, 'u32'>): number;
+  i32(field: FieldOf<L, 'i32'>): number;
+  u64(field: FieldOf<L, 'u64'>): bigint;
+  /** A u64 as [low, high] 32-bit halves (no BigInt on hot paths). */
+  u64Halves(field: FieldOf<L, 'u64'>): [number, number];
+  setU32(field: FieldOf<L, 'u32'>, value: number): void;
+  setI32(field: FieldOf<L, 'i32'>, value: number): void;
+  setU64(field: FieldOf<L, 'u64'>, value: bigint): void;
+  /** Stores a u64 from 32-bit halves. */
+  setU64Halves(field: FieldOf<L, 'u64'>, lo: number, hi: number): void;
+  /** The 8 bytes of a u64 field, for the host to fill in (the clock). */
+  u64Bytes(field: FieldOf<L, 'u64'>): Uint8Array;
+  /**
+   * The guest buffer this structure points at: address in `ptr`, size in
+   * `len`, checked for `access` (§9.3). A view of guest memory, valid until
+   * the guest runs again.
+   */
+  buffer(ptr: FieldOf<L, 'u64'>, len: FieldOf<L, 'u64'>, access: Access): Uint8Array;
+}
+
+/** What modules get: guest memory only through checks. */
+export interface CheckedMemory {
+  /** Checks [gpa, gpa + layout.size) for `access` and returns its fields. */
+  struct<L extends Layout>(gpa: number, layout: L, access: Access): GuestStruct<L>;
+  /** A guest region given as 64-bit halves, checked like buffer(); for a pointer found elsewhere (the HALT cookie). */
+  region(gpaLo: number, gpaHi: number, len: number, access: Access): Uint8Array;
+}
+
+export class GuestMemory implements CheckedMemory {
+  /** The VM's set-up code only (loader, page tables, boot info): unchecked. */
   readonly bytes: Uint8Array;
-  readonly view: DataView;
+  private readonly view: DataView;
   /** Bytes registered with the hypervisor (alloc_size). */
   readonly allocSize: number;
   /** Bytes the guest owns (mem_size); hypercall buffers must lie below it. */
   guestSize: number;
   private readonly protections: Protection[] = [];
 
-  constructor(readonly buffer: ArrayBuffer, guestSize = buffer.byteLength) {
+  constructor(buffer: ArrayBuffer, guestSize = buffer.byteLength) {
     this.bytes = new Uint8Array(buffer);
     this.view = new DataView(buffer);
     this.allocSize = buffer.byteLength;
@@ -35,6 +77,15 @@ export class GuestMemory {
     if (!p.readable || !p.writable) this.protections.push(p);
   }
 
+  struct<L extends Layout>(gpa: number, layout: L, access: Access): GuestStruct<L> {
+    return new StructAt(this, this.view, this.check(gpa, 0, layout.size, 0, access), layout);
+  }
+
+  region(gpaLo: number, gpaHi: number, len: number, access: Access): Uint8Array {
+    const at = this.check(gpaLo, gpaHi, len, 0, access);
+    return this.bytes.subarray(at, at + len);
+  }
+
   /**
    * Checks a guest region given as 64-bit halves and returns its offset.
    * Valid only if gpa < mem_size and gpa + len < mem_size (strictly, as the
@@ -42,7 +93,7 @@ export class GuestMemory {
    * `read` host no-access ones; without that, the monitor's own access would
    * fault on a page the guest's ELF asked to protect.
    */
-  region(gpaLo: number, gpaHi: number, lenLo: number, lenHi: number, access: 'read' | 'write'): number {
+  check(gpaLo: number, gpaHi: number, lenLo: number, lenHi: number, access: Access): number {
     const size = this.guestSize;
     if (gpaHi !== 0 || lenHi !== 0 || gpaLo >= size || gpaLo + lenLo >= size) {
       throw invalidAccess(gpaLo, gpaHi, lenLo, lenHi);
@@ -53,28 +104,69 @@ export class GuestMemory {
     return gpaLo;
   }
 
-  /** region() for a structure at a 32-bit GPA of a known size. */
-  struct(gpa: number, size: number, access: 'read' | 'write'): number {
-    return this.region(gpa, 0, size, 0, access);
-  }
-
-  /** Reads the u64 at off as [low, high] 32-bit halves. */
-  u64Halves(off: number): [number, number] {
-    return [this.view.getUint32(off, true), this.view.getUint32(off + 4, true)];
-  }
-
-  /** Reads a guest u64 and checks it names a region of len bytes. */
-  regionAt(ptrOff: number, lenOff: number, access: 'read' | 'write'): { gpa: number; len: number } {
-    const [gLo, gHi] = this.u64Halves(ptrOff);
-    const [lLo, lHi] = this.u64Halves(lenOff);
-    return { gpa: this.region(gLo, gHi, lLo, lHi, access), len: lLo };
-  }
-
-  private blocked(start: number, end: number, access: 'read' | 'write'): boolean {
+  private blocked(start: number, end: number, access: Access): boolean {
     for (const p of this.protections) {
       if (start < p.end && end > p.start && !(access === 'write' ? p.writable : p.readable)) return true;
     }
     return false;
+  }
+}
+
+/** A structure at a checked offset. Field offsets come from its layout, never from the caller. */
+class StructAt<L extends Layout> implements GuestStruct<L> {
+  constructor(
+    private readonly mem: GuestMemory,
+    private readonly v: DataView,
+    readonly gpa: number,
+    private readonly layout: L,
+  ) {}
+
+  private at(field: string): number {
+    return this.gpa + (this.layout.fields[field] as readonly [number, string])[0];
+  }
+
+  u8(f: FieldOf<L, 'u8'>): number {
+    return this.v.getUint8(this.at(f));
+  }
+  u16(f: FieldOf<L, 'u16'>): number {
+    return this.v.getUint16(this.at(f), true);
+  }
+  u32(f: FieldOf<L, 'u32'>): number {
+    return this.v.getUint32(this.at(f), true);
+  }
+  i32(f: FieldOf<L, 'i32'>): number {
+    return this.v.getInt32(this.at(f), true);
+  }
+  u64(f: FieldOf<L, 'u64'>): bigint {
+    return this.v.getBigUint64(this.at(f), true);
+  }
+  u64Halves(f: FieldOf<L, 'u64'>): [number, number] {
+    const at = this.at(f);
+    return [this.v.getUint32(at, true), this.v.getUint32(at + 4, true)];
+  }
+  setU32(f: FieldOf<L, 'u32'>, value: number): void {
+    this.v.setUint32(this.at(f), value, true);
+  }
+  setI32(f: FieldOf<L, 'i32'>, value: number): void {
+    this.v.setInt32(this.at(f), value, true);
+  }
+  setU64(f: FieldOf<L, 'u64'>, value: bigint): void {
+    this.v.setBigUint64(this.at(f), value, true);
+  }
+  setU64Halves(f: FieldOf<L, 'u64'>, lo: number, hi: number): void {
+    const at = this.at(f);
+    this.v.setUint32(at, lo >>> 0, true);
+    this.v.setUint32(at + 4, hi >>> 0, true);
+  }
+  u64Bytes(f: FieldOf<L, 'u64'>): Uint8Array {
+    const at = this.at(f);
+    return this.mem.bytes.subarray(at, at + 8);
+  }
+  buffer(ptr: FieldOf<L, 'u64'>, len: FieldOf<L, 'u64'>, access: Access): Uint8Array {
+    const [gLo, gHi] = this.u64Halves(ptr);
+    const [lLo, lHi] = this.u64Halves(len);
+    const at = this.mem.check(gLo, gHi, lLo, lHi, access);
+    return this.mem.bytes.subarray(at, at + lLo);
   }
 }
 

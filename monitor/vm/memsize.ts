@@ -1,9 +1,8 @@
 // Guest memory sizing (spec §6.1): --mem parsing with the reference's strtoll
 // rules, 2 MiB granularity, the 4 GiB cap and the hidden net ring.
-import { GUEST_PAGE, MAX_ALLOC, MiB } from '../abi/constants.js';
+import { GUEST_PAGE, I64_MAX, MAX_ALLOC, MiB } from '../abi/constants.js';
 import { ConfigError } from '../errors.js';
 
-const I64_MAX = (1n << 63n) - 1n;
 const I64_MIN = -(1n << 63n);
 
 /**
@@ -38,7 +37,7 @@ export function sizeMemory(requested: bigint, reserve = 0): MemorySize {
   if (size === 0n) size = page;
   const warning = size !== requested ? `adjusting memory to ${size} bytes` : undefined;
   if (size > BigInt(MAX_ALLOC)) {
-    throw new ConfigError(`guest memory size ${size} bytes exceeds the max size ${MAX_ALLOC} bytes`, warning ? [warning] : []);
+    throw new ConfigError(`guest memory size ${size} bytes exceeds the max size ${MAX_ALLOC} bytes`, { warnings: warning ? [warning] : [] });
   }
   let alloc = size;
   if (reserve > 0) {

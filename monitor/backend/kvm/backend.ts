@@ -1,25 +1,22 @@
-// Linux KVM backend (spec §7.1, §7.5–§7.7, §9.2): capability checks, VM and
-// vCPU creation, initial CPU state, and the one place a struct kvm_run exit is
-// decoded into a VcpuExit. Fatal conditions are thrown as HostError with the
+// Linux KVM backend (docs/abi.md §7.1, §7.5–§7.7, §9.2): capability checks,
+// VM and vCPU creation, initial CPU state and the vCPU run loop. Exits are
+// decoded in exits.ts; fatal host conditions are thrown as HostError with the
 // reference's wording; the ioctls themselves are in native/kvm_linux.cc.
 import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
 import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
 import { HostError, withErrno } from '../../errors.js';
-import type { Backend, BootState, Machine, Vcpu, VcpuExit } from '../backend.js';
+import type { Backend, BootState, FatalExit, Machine, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
+import { decodeExit, describeFatal } from './exits.js';
+import { KvmRunControl, KvmWaitSet } from './wait-set.js';
 
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;
 const CAP_GET_TSC_KHZ = 61;
 const CPUID_MAX_ENTRIES = 100;
 
-const EXIT_IO = 2;
-const EXIT_MMIO = 6;
-const EXIT_FAIL_ENTRY = 9;
-const EXIT_INTERNAL_ERROR = 17;
-
 /** "KVM: ioctl (NAME) failed: strerror" */
 function ioctlFailed(name: string, e: unknown): HostError {
-  return new HostError(withErrno(`KVM: ioctl (${name}) failed`, e));
+  return new HostError(withErrno(`KVM: ioctl (${name}) failed`, e), { cause: e });
 }
 
 /** Runs one ioctl, turning its failure into the reference's fatal message. */
@@ -39,7 +36,7 @@ export class KvmBackend implements Backend {
     try {
       this.kvmFd = b.openKvm();
     } catch (e) {
-      throw new HostError(withErrno('Could not open: /dev/kvm', e));
+      throw new HostError(withErrno('Could not open: /dev/kvm', e), { cause: e });
     }
     const kvm = this.kvmFd;
     const version = hostIoctl('KVM_GET_API_VERSION', () => b.apiVersion(kvm));
@@ -60,7 +57,7 @@ export class KvmBackend implements Backend {
     try {
       vm = this.b.createVm(this.kvmFd, allocSize);
     } catch (e) {
-      if (isNativeError(e) && e.syscall === 'mmap') throw new HostError(withErrno('Error allocating guest memory', e));
+      if (isNativeError(e) && e.syscall === 'mmap') throw new HostError(withErrno('Error allocating guest memory', e), { cause: e });
       throw ioctlFailed(isNativeError(e) ? e.syscall.replace(/^KVM_/, '') : 'CREATE_VM', e);
     }
     return new KvmMachine(this.b, this.kvmFd, this.runSize, vm.vmFd, vm.memory);
@@ -99,22 +96,26 @@ class KvmMachine implements Machine {
 }
 
 class KvmVcpu implements Vcpu {
-  readonly backendName = 'KVM';
+  readonly handle: VcpuHandle;
+  readonly control: RunControl;
   private readonly runView: DataView;
   private readonly regs = new Uint8Array(REGS_SIZE);
+  private readonly ids: { token: number; wakeFd: number };
   private closed = false;
 
   constructor(
     private readonly b: NativeBinding,
     private readonly kvmFd: number,
-    readonly token: number,
+    private readonly token: number,
     private readonly fd: number,
-    readonly wakeFd: number,
+    wakeFd: number,
     run: ArrayBuffer,
   ) {
     this.runView = new DataView(run);
+    this.handle = { backend: 'kvm', token };
+    this.ids = { token, wakeFd };
+    this.control = new KvmRunControl(b, this.ids);
   }
-
 
   configure(state: BootState): number {
     const b = this.b;
@@ -133,7 +134,7 @@ class KvmVcpu implements Vcpu {
     try {
       khz = b.tscKhz(this.fd);
     } catch (e) {
-      if (isNativeError(e) && e.code === 'EIO') throw new HostError('KVM: host TSC is unstable, cannot continue');
+      if (isNativeError(e) && e.code === 'EIO') throw new HostError('KVM: host TSC is unstable, cannot continue', { cause: e });
       throw ioctlFailed('KVM_GET_TSC_KHZ', e);
     }
     hostIoctl('SET_REGS', () => b.setRegs(this.fd, initialRegs(state.entry, state.memSize)));
@@ -143,7 +144,7 @@ class KvmVcpu implements Vcpu {
   run(): VcpuExit {
     for (;;) {
       const r = this.b.run(this.token);
-      if (r === RUN_EXIT) return this.decode();
+      if (r === RUN_EXIT) return decodeExit(this.runView);
       if (r === RUN_FAULT) return { kind: 'fault' };
       const signal = this.b.pendingSignal();
       if (signal !== 0) return { kind: 'interrupted', signal };
@@ -152,13 +153,17 @@ class KvmVcpu implements Vcpu {
     }
   }
 
-  rip(): bigint {
-    hostIoctl('GET_REGS', () => this.b.getRegs(this.fd, this.regs));
-    return ripOf(this.regs);
+  createWaitSet(spinNs: number): WaitSet {
+    return new KvmWaitSet(this.b, this.ids, this.control, spinNs);
   }
 
-  runFloor(memory: ArrayBuffer, memSize: number, putsFd: number): number {
-    return this.b.benchRunToHalt(this.token, memory, memSize, putsFd);
+  describeFatal(kind: FatalExit, exit: VcpuExit): string {
+    return describeFatal(kind, exit, () => this.rip());
+  }
+
+  private rip(): bigint {
+    hostIoctl('GET_REGS', () => this.b.getRegs(this.fd, this.regs));
+    return ripOf(this.regs);
   }
 
   kick(): void {
@@ -169,33 +174,5 @@ class KvmVcpu implements Vcpu {
     if (this.closed) return;
     this.closed = true;
     this.b.destroyVcpu(this.token);
-  }
-
-  /** The single decoder of struct kvm_run (offsets from Appendix A). */
-  private decode(): VcpuExit {
-    const v = this.runView;
-    const reason = v.getUint32(8, true);
-    switch (reason) {
-      case EXIT_IO: {
-        const size = v.getUint8(33);
-        const dataOff = v.getUint32(40, true);
-        const inRange = v.getUint32(44, true) === 0 && dataOff + 4 <= v.byteLength;
-        return {
-          kind: 'io',
-          out: v.getUint8(32) === 1,
-          size,
-          port: v.getUint16(34, true),
-          value: inRange ? v.getUint32(dataOff, true) : 0,
-        };
-      }
-      case EXIT_MMIO:
-        return { kind: 'mmio', address: v.getBigUint64(32, true), write: v.getUint8(52) !== 0 };
-      case EXIT_FAIL_ENTRY:
-        return { kind: 'failEntry', reason: v.getBigUint64(32, true) };
-      case EXIT_INTERNAL_ERROR:
-        return { kind: 'internalError', suberror: v.getUint32(32, true) };
-      default:
-        return { kind: 'other', reason };
-    }
   }
 }

@@ -1,0 +1,34 @@
+// Linux: KVM for the hypervisor, the addon's host calls for everything else.
+// The only file that hands the native binding to the rest of the backend.
+import { loadNative, type NativeBinding } from '../../../native/binding.js';
+import { useStrerror } from '../../errors.js';
+import type { Platform, VcpuHandle } from '../backend.js';
+import { KvmBackend } from './backend.js';
+import { linuxHostIo } from './host-io.js';
+
+const SIGINT = 2;
+const SIGTERM = 15;
+const SIGHUP = 1;
+const SIGQUIT = 3;
+const SIGUSR1 = 10;
+const SIGUSR2 = 12;
+const SIGPIPE = 13;
+const SIGALRM = 14;
+
+const token = (h: VcpuHandle) => (h.backend === 'kvm' ? h.token : -1);
+
+export function kvmPlatform(binding: NativeBinding = loadNative()): Platform {
+  // Every message then uses the C library's error texts, like the reference.
+  useStrerror(binding.strerror);
+  return {
+    name: 'kvm',
+    openBackend: () => new KvmBackend(binding),
+    host: linuxHostIo(binding),
+    signals: {
+      catchTermination: () => binding.installTerminationHandlers([SIGINT, SIGTERM]),
+      restoreDefaults: () => binding.restoreDefaultSignals([SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM]),
+    },
+    stop: (h) => binding.kick(token(h)),
+    cpuTimeNs: (h) => binding.threadCpuNs(token(h)),
+  };
+}

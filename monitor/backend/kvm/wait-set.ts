@@ -1,0 +1,88 @@
+// The vCPU's view of the run on Linux: POLL's epoll wait set, which always
+// holds the vCPU's wake eventfd (written by the SIGINT/SIGTERM handler and by
+// stop requests), and the RunControl that lets handlers waiting on the host
+// give up once the run is ending.
+import type { NativeBinding } from '../../../native/binding.js';
+import type { RunControl, WaitSet } from '../backend.js';
+
+interface VcpuIds {
+  readonly token: number;
+  readonly wakeFd: number;
+}
+
+export class KvmRunControl implements RunControl {
+  constructor(
+    private readonly b: NativeBinding,
+    private readonly vcpu: VcpuIds,
+  ) {}
+
+  ending(): boolean {
+    return this.b.pendingSignal() !== 0 || this.b.stopRequested(this.vcpu.token);
+  }
+
+  waitWritable(fd: number, timeoutMs: number): boolean {
+    // The wake descriptor is written by the same code that records a signal
+    // or stop, so one that lands at any moment ends this wait.
+    for (;;) {
+      if (this.ending()) return false;
+      const r = this.b.waitWritable(fd, this.vcpu.wakeFd, timeoutMs);
+      if (r >= 0) return !this.ending();
+      // −1 woken, −2 a signal: ours ends the wait above; others restart it.
+      if (r === -1 && !this.ending()) return true;
+    }
+  }
+}
+
+export class KvmWaitSet implements WaitSet {
+  private readonly epfd: number;
+  private readonly keys = new Int32Array(64);
+  private devices = 0;
+  private closed = false;
+
+  constructor(
+    private readonly b: NativeBinding,
+    vcpu: VcpuIds,
+    private readonly control: RunControl,
+    /** How long to check the devices without sleeping before blocking, ns. */
+    private readonly spinNs: number,
+  ) {
+    this.epfd = b.waitsetCreate();
+    try {
+      b.waitsetAdd(this.epfd, vcpu.wakeFd, -1);
+    } catch (e) {
+      b.closeFd(this.epfd);
+      throw e;
+    }
+  }
+
+  add(fd: number, key: number): void {
+    this.b.waitsetAdd(this.epfd, fd, key);
+    this.devices++;
+  }
+
+  wait(timeoutNs: number): readonly number[] | null {
+    const b = this.b;
+    // Spinning only helps when a device may become ready.
+    const spin = this.devices ? this.spinNs : 0;
+    const start = performance.now();
+    let n = b.waitsetWait(this.epfd, timeoutNs, this.keys, spin);
+    // A signal that is not ours to act on (SIGWINCH, …) restarts the wait (§10.3).
+    while (n < 0 && !this.control.ending()) {
+      const left = timeoutNs - (performance.now() - start) * 1e6;
+      n = left > 0 ? b.waitsetWait(this.epfd, left, this.keys, 0) : 0;
+    }
+    if (n < 0) return null;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const key = this.keys[i] as number;
+      if (key >= 0) out.push(key); // −1 is the wake descriptor: the next KVM_RUN reports why
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.b.closeFd(this.epfd);
+  }
+}

@@ -139,6 +139,7 @@ export class Core {
     // A zero timeout with nothing to watch returns at once: no syscall at all.
     if (timeoutNs !== 0 || this.pollFds.length !== 0) {
       for (const handle of this.host.wait(timeoutNs) ?? []) {
+        if (!(handle >= 0 && handle <= 63)) continue; // only device handles count
         if (handle < 32) readyLo |= 1 << handle;
         else readyHi |= 1 << (handle - 32);
         count++;

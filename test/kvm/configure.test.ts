@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importClosure } from '../../dist/monitor/cli/configure.js';
+import { importClosure } from '../helpers/import-closure.js';
 import { makeDisk, patternMismatch, readAt } from '../helpers/disk.js';
 import { BIN, ROOT, describeKvm, guest, runTender, type RunResult } from '../helpers/tender.js';
 

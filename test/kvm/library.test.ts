@@ -14,13 +14,12 @@ import {
   ConfigError,
   HostError,
   KernelError,
-  KvmBackend,
   OptionError,
   TenderError,
   createVm,
-  defaultModules,
-  loadNative,
   openKernel,
+  platform,
+  REGISTRY,
   startUnikernel,
   type ExitInfo,
   type Unikernel,
@@ -300,24 +299,25 @@ describeKvm('stop()', () => {
 
   it('a stale vCPU token (of a destroyed VM) never reaches a VM started afterwards', async () => {
     // Build a VM on this thread without running it, keep its token, destroy it.
-    const binding = loadNative();
+    const p = platform();
     const vm = createVm({
       kernel: openKernel(guest('hello')),
       memoryBytes: BigInt(MEM) << 20n,
       args: [],
-      modules: defaultModules(),
-      backend: new KvmBackend(binding),
+      modules: REGISTRY.map((d) => d.create({}, { host: p.host })),
+      backend: () => p.openBackend(),
+      host: p.host,
       warn: () => {},
     });
-    const stale = vm.vcpuToken;
+    const stale = vm.handle;
     vm.close();
-    expect(binding.kick(stale)).toBe(false);
+    expect(p.stop(stale)).toBe(false);
 
     // New VMs may reuse the freed vCPU slot; the stale token must not name them.
     const later = await Promise.all([start({ kernel: guest('spin') }), start({ kernel: guest('spin') })]);
     await Promise.all(later.map((l) => l.waitFor('spinning\n')));
     for (let i = 0; i < 10; i++) {
-      expect(binding.kick(stale)).toBe(false);
+      expect(p.stop(stale)).toBe(false);
       await breathe(5);
     }
     for (const l of later) {

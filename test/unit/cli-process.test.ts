@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { usageText } from '../../monitor/cli/parse.js';
-import { defaultModules } from '../../monitor/registry.js';
+import { REGISTRY } from '../../monitor/registry.js';
 import {
   EM_AARCH64,
   ELFCLASS32,
@@ -26,7 +26,7 @@ import {
 import { BIN, kvmAvailable, type RunResult, runTender } from '../helpers/tender.js';
 
 const PROG = 'ukvm-ts';
-const USAGE = `${usageText(PROG, defaultModules())}\n`;
+const USAGE = `${usageText(PROG, REGISTRY)}\n`;
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 

@@ -6,19 +6,21 @@ import { firstPass, secondPass, usageText, versionText } from '../../monitor/cli
 import { ConfigError, UsageError } from '../../monitor/errors.js';
 import { Manifest } from '../../monitor/kernel/manifest.js';
 import { parseMemArg, sizeMemory } from '../../monitor/vm/memsize.js';
-import type { Module } from '../../monitor/module.js';
-import { console } from '../../modules/console/index.js';
+import type { HostIo } from '../../monitor/backend/host.js';
+import type { Module, ModuleDescriptor } from '../../monitor/module.js';
+import { consoleModule } from '../../modules/console/index.js';
 import { manifestBytes, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';
 
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
 // Only the console module: option handling of block/net is theirs to test.
-const modules: Module[] = [console()];
+const descriptors: ModuleDescriptor[] = [consoleModule];
+const modules: Module[] = [consoleModule.create({}, { host: {} as HostIo })];
 const mft = Manifest.parse(manifestBytes(), 'k');
 
 describe('firstPass (§2.3 rule 1)', () => {
   it('finds KERNEL after the leading options and passes the rest verbatim', () => {
-    expect(firstPass(['--mem=64', 'k.hvt', 'a', '--solo5:quiet', '--mem=1', '--', '-x'], modules)).toEqual({
+    expect(firstPass(['--mem=64', 'k.hvt', 'a', '--solo5:quiet', '--mem=1', '--', '-x'], descriptors)).toEqual({
       kind: 'run',
       kernel: 'k.hvt',
       options: ['--mem=64'],
@@ -27,11 +29,11 @@ describe('firstPass (§2.3 rule 1)', () => {
   });
 
   it('no options, no arguments', () => {
-    expect(firstPass(['k.hvt'], modules)).toEqual({ kind: 'run', kernel: 'k.hvt', options: [], guestArgs: [] });
+    expect(firstPass(['k.hvt'], descriptors)).toEqual({ kind: 'run', kernel: 'k.hvt', options: [], guestArgs: [] });
   });
 
   it('guest args that look like tender options are not interpreted after KERNEL', () => {
-    expect(firstPass(['k', '--help', '--version', '--foo'], modules)).toEqual({
+    expect(firstPass(['k', '--help', '--version', '--foo'], descriptors)).toEqual({
       kind: 'run',
       kernel: 'k',
       options: [],
@@ -40,7 +42,7 @@ describe('firstPass (§2.3 rule 1)', () => {
   });
 
   it('arguments keep their spaces and empty strings', () => {
-    expect(firstPass(['k', 'x y', '', '  '], modules)).toMatchObject({ guestArgs: ['x y', '', '  '] });
+    expect(firstPass(['k', 'x y', '', '  '], descriptors)).toMatchObject({ guestArgs: ['x y', '', '  '] });
   });
 
   it.each([
@@ -50,7 +52,7 @@ describe('firstPass (§2.3 rule 1)', () => {
     [['--foo', '--bar', '--help']],
     [['--help', '--version']],
   ])('--help anywhere before KERNEL: %j', (argv) => {
-    expect(firstPass(argv, modules)).toEqual({ kind: 'help' });
+    expect(firstPass(argv, descriptors)).toEqual({ kind: 'help' });
   });
 
   it.each([
@@ -59,30 +61,30 @@ describe('firstPass (§2.3 rule 1)', () => {
     [['--mem=abc', '--version', 'k']],
     [['--foo', '--version', '--help']],
   ])('--version anywhere before KERNEL: %j', (argv) => {
-    expect(firstPass(argv, modules)).toEqual({ kind: 'version' });
+    expect(firstPass(argv, descriptors)).toEqual({ kind: 'version' });
   });
 
   it('"--" ends the options; the next argument is KERNEL even if it starts with "-"', () => {
-    expect(firstPass(['--', '-k.hvt', 'a'], modules)).toEqual({ kind: 'run', kernel: '-k.hvt', options: [], guestArgs: ['a'] });
-    expect(firstPass(['--mem=8', '--', '--help'], modules)).toEqual({ kind: 'run', kernel: '--help', options: ['--mem=8'], guestArgs: [] });
-    expect(firstPass(['--', '--'], modules)).toEqual({ kind: 'run', kernel: '--', options: [], guestArgs: [] });
-    expect(firstPass(['--', 'k', '--', 'x'], modules)).toEqual({ kind: 'run', kernel: 'k', options: [], guestArgs: ['--', 'x'] });
+    expect(firstPass(['--', '-k.hvt', 'a'], descriptors)).toEqual({ kind: 'run', kernel: '-k.hvt', options: [], guestArgs: ['a'] });
+    expect(firstPass(['--mem=8', '--', '--help'], descriptors)).toEqual({ kind: 'run', kernel: '--help', options: ['--mem=8'], guestArgs: [] });
+    expect(firstPass(['--', '--'], descriptors)).toEqual({ kind: 'run', kernel: '--', options: [], guestArgs: [] });
+    expect(firstPass(['--', 'k', '--', 'x'], descriptors)).toEqual({ kind: 'run', kernel: 'k', options: [], guestArgs: ['--', 'x'] });
   });
 
   it('--help after "--" is the kernel, not a request for help', () => {
-    expect(firstPass(['--', '--version'], modules)).toMatchObject({ kind: 'run', kernel: '--version' });
+    expect(firstPass(['--', '--version'], descriptors)).toMatchObject({ kind: 'run', kernel: '--version' });
   });
 
   it.each([[[]], [['--mem=64']], [['--']], [['--foo', '--']], [['-', '--bar']]])('missing KERNEL: %j', (argv) => {
-    expect(firstPass(argv, modules)).toEqual({ kind: 'missing-kernel' });
+    expect(firstPass(argv, descriptors)).toEqual({ kind: 'missing-kernel' });
   });
 
   it('a lone "-" is an option, not the kernel', () => {
-    expect(firstPass(['-', 'k'], modules)).toEqual({ kind: 'run', kernel: 'k', options: ['-'], guestArgs: [] });
+    expect(firstPass(['-', 'k'], descriptors)).toEqual({ kind: 'run', kernel: 'k', options: ['-'], guestArgs: [] });
   });
 
   it('joins "--opt VALUE" for options a module declares as taking a separate value', () => {
-    const m: Module = { name: 'disk', separateValueOptions: ['--disk'], setup() {} };
+    const m: ModuleDescriptor = { name: 'disk', serves: [], cli: { usage: [], separateValue: ['--disk'] }, library: [], create: () => ({ name: 'disk', setup() {} }) };
     expect(firstPass(['--disk', 'img', 'k'], [m])).toEqual({ kind: 'run', kernel: 'k', options: ['--disk=img'], guestArgs: [] });
   });
 });
@@ -273,7 +275,7 @@ describe('usage and version text (§2.4, Behaviour 3)', () => {
   });
 
   it('usage names the program, KERNEL, ARGS, --mem=512, --help, --version and the modules', () => {
-    const u = usageText('solo5-hvt', modules);
+    const u = usageText('solo5-hvt', descriptors);
     expect(u.split('\n')[0]).toContain('solo5-hvt');
     for (const s of ['KERNEL', 'ARGS', '--mem=512', '--help', '--version', 'console']) expect(u).toContain(s);
   });

@@ -3,28 +3,38 @@
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
 import type { Vcpu, VcpuExit } from '../../monitor/backend/backend.js';
+import { describeFatal } from '../../monitor/backend/kvm/exits.js';
 import { Core, type CoreHost } from '../../monitor/vm/core.js';
 import { GuestError, HostError } from '../../monitor/errors.js';
 import { GuestMemory } from '../../monitor/vm/memory.js';
 
 const MEM = 4 << 20;
 const NOW = 1_700_000_000_123_456_789n;
-const vcpu = { backendName: 'KVM', rip: () => 0x1234n };
+// The KVM backend's wording, with a fixed rip.
+const vcpu: Pick<Vcpu, 'describeFatal'> = { describeFatal: (kind, exit) => describeFatal(kind, exit, () => 0x1234n) };
 
 interface Rig {
   mem: GuestMemory;
+  /** The guest memory, unchecked, for setting up and inspecting structures. */
+  view: DataView;
   core: Core;
   waits: number[];
+  /** Descriptors the core added to the wait set. */
+  watched: { fd: number; handle: number }[];
   /** What the next wait() calls return. */
   waitResult: readonly number[] | null;
 }
 
 function rig(): Rig {
   const mem = new GuestMemory(new ArrayBuffer(MEM));
-  const r = { mem, waits: [] as number[], waitResult: [] as readonly number[] | null } as Rig;
+  const r = { mem, view: new DataView(mem.bytes.buffer), waits: [] as number[], watched: [] as Rig["watched"], waitResult: [] as readonly number[] | null } as Rig;
   const host: CoreHost = {
-    realtimeInto(bytes, offset) {
-      new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(offset, NOW, true);
+    realtimeInto(bytes) {
+      expect(bytes.length).toBe(8);
+      new DataView(bytes.buffer, bytes.byteOffset).setBigUint64(0, NOW, true);
+    },
+    watch(fd, handle) {
+      r.watched.push({ fd, handle });
     },
     wait(timeoutNs) {
       r.waits.push(timeoutNs);
@@ -43,8 +53,8 @@ const guestError = (r: Rig, exit: VcpuExit) => thrown(() => r.core.dispatch(exit
 
 /** Writes a HALT structure at gpa. */
 function putHalt(r: Rig, gpa: number, status: number, cookie = 0n): void {
-  r.mem.view.setBigUint64(gpa, cookie, true);
-  r.mem.view.setInt32(gpa + 8, status, true);
+  r.view.setBigUint64(gpa, cookie, true);
+  r.view.setInt32(gpa + 8, status, true);
 }
 
 describe('port I/O exits (§9.2)', () => {
@@ -90,8 +100,8 @@ describe('HALT (§10.8)', () => {
   it('returns the status; hooks run in registration order with the cookie', () => {
     const r = rig();
     const seen: string[] = [];
-    r.core.onHalt((s, c) => seen.push(`a:${s}:${c}`));
-    r.core.onHalt((s, c) => seen.push(`b:${s}:${c}`));
+    r.core.onHalt((s, c) => seen.push(`a:${s}:${c?.byteOffset ?? 0}`));
+    r.core.onHalt((s, c) => seen.push(`b:${s}:${c?.byteOffset ?? 0}`));
     putHalt(r, 0x2000, 7);
     expect(r.core.dispatch(outl(0x508, 0x2000), vcpu)).toEqual({ kind: 'halt', status: 7 });
     expect(seen).toEqual(['a:7:0', 'b:7:0']);
@@ -105,7 +115,7 @@ describe('HALT (§10.8)', () => {
     [0x80000000, -2147483648],
   ])('exit_status u32 %i is read as signed %i', (raw, status) => {
     const r = rig();
-    r.mem.view.setUint32(0x2008, raw, true);
+    r.view.setUint32(0x2008, raw, true);
     expect(r.core.dispatch(outl(0x508, 0x2000), vcpu)).toEqual({ kind: 'halt', status });
   });
 
@@ -125,7 +135,7 @@ describe('HALT (§10.8)', () => {
   it('a non-zero cookie must name 512 bytes strictly inside guest memory', () => {
     const r = rig();
     const cookies: number[] = [];
-    r.core.onHalt((_s, c) => cookies.push(c));
+    r.core.onHalt((_s, c) => cookies.push(c?.byteOffset ?? 0));
     putHalt(r, 0x2000, 255, BigInt(MEM - 513));
     expect(r.core.dispatch(outl(0x508, 0x2000), vcpu)).toEqual({ kind: 'halt', status: 255 });
     expect(cookies).toEqual([MEM - 513]);
@@ -143,10 +153,10 @@ describe('HALT (§10.8)', () => {
 describe('WALLTIME (§10.1)', () => {
   it("writes the host's CLOCK_REALTIME ns into the structure", () => {
     const r = rig();
-    r.mem.view.setBigUint64(0x3000, 0xdeadn, true);
+    r.view.setBigUint64(0x3000, 0xdeadn, true);
     expect(r.core.dispatch(outl(0x501, 0x3000), vcpu)).toBeNull();
-    expect(r.mem.view.getBigUint64(0x3000, true)).toBe(NOW);
-    expect(r.mem.view.getBigUint64(0x3008, true)).toBe(0n); // nothing past the 8 bytes
+    expect(r.view.getBigUint64(0x3000, true)).toBe(NOW);
+    expect(r.view.getBigUint64(0x3008, true)).toBe(0n); // nothing past the 8 bytes
   });
 
   it('checks the 8-byte structure', () => {
@@ -163,11 +173,11 @@ describe('WALLTIME (§10.1)', () => {
 describe('POLL (§10.3)', () => {
   /** Writes a POLL structure with junk in the outputs; returns [ready_set, ret] after dispatch. */
   function poll(r: Rig, timeout: bigint, gpa = 0x4000): [bigint, number] {
-    r.mem.view.setBigUint64(gpa, timeout, true);
-    r.mem.view.setBigUint64(gpa + 8, 0xffffffffffffffffn, true);
-    r.mem.view.setUint32(gpa + 16, 0xffffffff, true);
+    r.view.setBigUint64(gpa, timeout, true);
+    r.view.setBigUint64(gpa + 8, 0xffffffffffffffffn, true);
+    r.view.setUint32(gpa + 16, 0xffffffff, true);
     expect(r.core.dispatch(outl(0x503, gpa), vcpu)).toBeNull();
-    return [r.mem.view.getBigUint64(gpa + 8, true), r.mem.view.getUint32(gpa + 16, true)];
+    return [r.view.getBigUint64(gpa + 8, true), r.view.getUint32(gpa + 16, true)];
   }
 
   it('zero timeout and no descriptors: never waits, clears the outputs', () => {
@@ -253,11 +263,23 @@ describe('other exits', () => {
     expect(guestError(rig(), { kind: 'other', reason })).toBe(`KVM: unhandled exit: exit_reason=${hex}, rip=0x1234`);
   });
 
-  it('the rip is printed in lowercase hex without padding, and the backend name is used', () => {
-    const v = { backendName: 'vmm', rip: () => 0xffffffff8000abcdn };
+  it('the rip is printed in lowercase hex without padding', () => {
+    const v: Pick<Vcpu, 'describeFatal'> = { describeFatal: (kind, exit) => describeFatal(kind, exit, () => 0xffffffff8000abcdn) };
     expect(thrown(() => rig().core.dispatch({ kind: 'other', reason: 8 }, v), GuestError)).toBe(
-      'vmm: unhandled exit: exit_reason=0x8, rip=0xffffffff8000abcd',
+      'KVM: unhandled exit: exit_reason=0x8, rip=0xffffffff8000abcd',
     );
+  });
+
+  it('the words are the backend\'s: the core only says which kind of fatal exit it is', () => {
+    const kinds: string[] = [];
+    const v: Pick<Vcpu, 'describeFatal'> = { describeFatal: (kind) => (kinds.push(kind), `vmm: ${kind}`) };
+    expect(thrown(() => rig().core.dispatch({ kind: 'fault' }, v), GuestError)).toBe('vmm: translation-fault');
+    expect(thrown(() => rig().core.dispatch({ kind: 'mmio', address: 0x1000n, write: true }, v), GuestError)).toBe('vmm: translation-fault');
+    expect(thrown(() => rig().core.dispatch({ kind: 'mmio', address: BigInt(MEM), write: true }, v), GuestError)).toBe('vmm: unhandled');
+    expect(thrown(() => rig().core.dispatch({ kind: 'debug', reason: 'step', rip: 0n, dr6: 0n }, v), GuestError)).toBe('vmm: unhandled');
+    expect(thrown(() => rig().core.dispatch({ kind: 'failEntry', reason: 1n }, v), HostError)).toBe('vmm: entry-failure');
+    expect(thrown(() => rig().core.dispatch({ kind: 'internalError', suberror: 1 }, v), HostError)).toBe('vmm: internal-error');
+    expect(kinds).toHaveLength(6);
   });
 
   it('entry failure and internal error are host errors', () => {
@@ -302,7 +324,7 @@ describe('registration tables', () => {
     expect(() => r.core.pollFd(12, 64)).toThrow();
     expect(() => r.core.pollFd(13, -1)).toThrow();
     r.core.pollFd(14, 63);
-    expect(r.core.pollFds).toEqual([
+    expect(r.watched).toEqual([
       { fd: 10, handle: 1 },
       { fd: 14, handle: 63 },
     ]);
@@ -343,7 +365,7 @@ describe('run()', () => {
     const fake = { ...vcpu, run: () => exits.shift() as VcpuExit } as unknown as Vcpu;
     expect(r.core.run(fake)).toEqual({ kind: 'halt', status: 42 });
     expect(exits).toHaveLength(1);
-    expect(r.mem.view.getBigUint64(0x3000, true)).toBe(NOW);
+    expect(r.view.getBigUint64(0x3000, true)).toBe(NOW);
   });
 
   it('stops on an interruption', () => {

@@ -296,9 +296,11 @@ describe('running and decoding struct kvm_run (Appendix A)', () => {
     expect(v.run()).toEqual({ kind: 'interrupted', signal: 0 });
   });
 
-  it('rip() reads the registers', () => {
+  it('fatal exits are worded with the rip read from the registers', () => {
     const { v } = vcpu();
-    expect(v.rip()).toBe(0xabcdefn);
+    expect(v.describeFatal('unhandled', { kind: 'other', reason: 8 })).toBe('KVM: unhandled exit: exit_reason=0x8, rip=0xabcdef');
+    expect(v.describeFatal('unhandled', { kind: 'mmio', address: 1n << 40n, write: false })).toBe('KVM: unhandled exit: exit_reason=0x6, rip=0xabcdef');
+    expect(v.describeFatal('translation-fault', { kind: 'fault' })).toBe('KVM: host/guest translation fault: rip=0xabcdef');
   });
 
   it('close() destroys the vCPU once; kick() after close does nothing', () => {

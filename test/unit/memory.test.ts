@@ -1,8 +1,9 @@
-// GuestMemory.region (spec §9.3): strict bounds against mem_size, 64-bit
+// GuestMemory (docs/abi.md §9.3): strict bounds against mem_size, 64-bit
 // values as two 32-bit halves, exact messages, host-protection checks.
 import { describe, expect, it } from 'vitest';
 import { GuestError } from '../../monitor/errors.js';
 import { GuestMemory } from '../../monitor/vm/memory.js';
+import { type FieldType, BLOCK_ARGS, HALT_ARGS, LAYOUTS, NET_ARGS, POLL_ARGS, PUTS_ARGS, WALLTIME_ARGS } from '../../monitor/abi/layouts.js';
 
 const SIZE = 1 << 20; // 1 MiB of guest memory
 const U32 = 0xffffffff;
@@ -15,7 +16,7 @@ function fresh(size = SIZE, guestSize?: number): GuestMemory {
 function rejected(mem: GuestMemory, gLo: number, gHi: number, lLo: number, lHi: number, access: 'read' | 'write' = 'read'): string {
   let err: unknown;
   try {
-    mem.region(gLo, gHi, lLo, lHi, access);
+    mem.check(gLo, gHi, lLo, lHi, access);
   } catch (e) {
     err = e;
   }
@@ -29,8 +30,8 @@ describe('bounds (strict: gpa + len < mem_size)', () => {
   const mem = fresh();
 
   it('size - 2, len 1 is fine (ends at size - 1)', () => {
-    expect(mem.region(SIZE - 2, 0, 1, 0, 'read')).toBe(SIZE - 2);
-    expect(mem.region(SIZE - 2, 0, 1, 0, 'write')).toBe(SIZE - 2);
+    expect(mem.check(SIZE - 2, 0, 1, 0, 'read')).toBe(SIZE - 2);
+    expect(mem.check(SIZE - 2, 0, 1, 0, 'write')).toBe(SIZE - 2);
   });
 
   it('size - 1, len 1 is rejected: the range ends exactly at mem_size', () => {
@@ -38,7 +39,7 @@ describe('bounds (strict: gpa + len < mem_size)', () => {
   });
 
   it('0, len size - 1 is fine; 0, len size is rejected', () => {
-    expect(mem.region(0, 0, SIZE - 1, 0, 'read')).toBe(0);
+    expect(mem.check(0, 0, SIZE - 1, 0, 'read')).toBe(0);
     expect(rejected(mem, 0, 0, SIZE, 0)).toBe(msg(0n, BigInt(SIZE)));
   });
 
@@ -48,8 +49,8 @@ describe('bounds (strict: gpa + len < mem_size)', () => {
   });
 
   it('zero length inside memory is fine, at gpa 0 and at size - 1', () => {
-    expect(mem.region(0, 0, 0, 0, 'read')).toBe(0);
-    expect(mem.region(SIZE - 1, 0, 0, 0, 'write')).toBe(SIZE - 1);
+    expect(mem.check(0, 0, 0, 0, 'read')).toBe(0);
+    expect(mem.check(SIZE - 1, 0, 0, 0, 'write')).toBe(SIZE - 1);
   });
 
   it('a high half in gpa or length is always out of range', () => {
@@ -78,44 +79,71 @@ describe('bounds (strict: gpa + len < mem_size)', () => {
   it('the check is against the guest size, not the allocation (net ring excluded)', () => {
     const ringed = fresh(4 << 20, 2 << 20);
     expect(ringed.allocSize).toBe(4 << 20);
-    expect(ringed.region((2 << 20) - 2, 0, 1, 0, 'read')).toBe((2 << 20) - 2);
+    expect(ringed.check((2 << 20) - 2, 0, 1, 0, 'read')).toBe((2 << 20) - 2);
     expect(rejected(ringed, 2 << 20, 0, 1, 0)).toBe(msg(2n << 20n, 1n));
     ringed.guestSize = 4 << 20;
-    expect(ringed.region(2 << 20, 0, 1, 0, 'read')).toBe(2 << 20);
+    expect(ringed.check(2 << 20, 0, 1, 0, 'read')).toBe(2 << 20);
   });
 
   it('4 GiB guests: the largest valid range ends at 2^32 - 1', () => {
     // Without allocating 4 GiB: only guestSize matters for the check.
     const big = new GuestMemory(new ArrayBuffer(16), 2 ** 32);
-    expect(big.region(U32 - 1, 0, 1, 0, 'read')).toBe(U32 - 1);
+    expect(big.check(U32 - 1, 0, 1, 0, 'read')).toBe(U32 - 1);
     expect(rejected(big, U32, 0, 1, 0)).toBe(msg(0xffffffffn, 1n));
     expect(rejected(big, 0, 1, 0, 0)).toBe(msg(1n << 32n, 0n));
   });
 });
 
-describe('struct() and regionAt()', () => {
-  it('struct checks [gpa, gpa + size) the same way', () => {
+describe('struct(): check and typed access in one call', () => {
+  const put = (mem: GuestMemory, at: number, v: bigint) => new DataView(mem.bytes.buffer).setBigUint64(at, v, true);
+
+  it('checks [gpa, gpa + size) the same way as any region', () => {
     const mem = fresh();
-    expect(mem.struct(SIZE - 17, 16, 'read')).toBe(SIZE - 17);
-    expect(() => mem.struct(SIZE - 16, 16, 'read')).toThrowError(new GuestError(msg(BigInt(SIZE - 16), 16n)));
+    expect(mem.struct(SIZE - 17, PUTS_ARGS, 'read').gpa).toBe(SIZE - 17);
+    expect(() => mem.struct(SIZE - 16, PUTS_ARGS, 'read')).toThrowError(new GuestError(msg(BigInt(SIZE - 16), 16n)));
   });
 
-  it('regionAt reads a guest u64 pointer and length as halves', () => {
+  it('reads and writes fields at the offsets of the layout table, little-endian', () => {
     const mem = fresh();
-    mem.view.setBigUint64(0x100, 0x2000n, true);
-    mem.view.setBigUint64(0x108, 0x30n, true);
-    expect(mem.regionAt(0x100, 0x108, 'read')).toEqual({ gpa: 0x2000, len: 0x30 });
-    mem.view.setBigUint64(0x108, 0xdeadbeef00000030n, true);
-    expect(() => mem.regionAt(0x100, 0x108, 'read')).toThrowError(new GuestError(msg(0x2000n, 0xdeadbeef00000030n)));
-    mem.view.setBigUint64(0x100, 0xffffffffffffff00n, true);
-    mem.view.setBigUint64(0x108, 0x200n, true);
-    expect(() => mem.regionAt(0x100, 0x108, 'write')).toThrowError(new GuestError(msg(0xffffffffffffff00n, 0x200n)));
+    put(mem, 0x100, 7n); // handle
+    put(mem, 0x108, 0x1122334455667788n); // offset
+    const s = mem.struct(0x100, BLOCK_ARGS, 'write');
+    expect(s.u64('offset')).toBe(0x1122334455667788n);
+    expect(s.u64Halves('offset')).toEqual([0x55667788, 0x11223344]);
+    expect(s.u64Halves('handle')).toEqual([7, 0]);
+    s.setI32('ret', -2);
+    expect(new DataView(mem.bytes.buffer).getInt32(0x100 + 32, true)).toBe(-2);
+    s.setU64Halves('len', 0x30, 1);
+    expect(s.u64('len')).toBe((1n << 32n) | 0x30n);
   });
 
-  it('u64Halves splits little-endian', () => {
+  it('buffer() reads pointer and length fields as halves and checks the region they name', () => {
     const mem = fresh();
-    mem.view.setBigUint64(8, 0x1122334455667788n, true);
-    expect(mem.u64Halves(8)).toEqual([0x55667788, 0x11223344]);
+    put(mem, 0x100, 0x2000n);
+    put(mem, 0x108, 0x30n);
+    const view = mem.struct(0x100, PUTS_ARGS, 'read').buffer('data', 'len', 'read');
+    expect([view.byteOffset, view.length]).toEqual([0x2000, 0x30]);
+    put(mem, 0x108, 0xdeadbeef00000030n);
+    expect(() => mem.struct(0x100, PUTS_ARGS, 'read').buffer('data', 'len', 'read')).toThrowError(new GuestError(msg(0x2000n, 0xdeadbeef00000030n)));
+    put(mem, 0x100, 0xffffffffffffff00n);
+    put(mem, 0x108, 0x200n);
+    expect(() => mem.struct(0x100, PUTS_ARGS, 'read').buffer('data', 'len', 'write')).toThrowError(new GuestError(msg(0xffffffffffffff00n, 0x200n)));
+  });
+
+  it('region() checks a pointer given as halves (the HALT cookie)', () => {
+    const mem = fresh();
+    expect(mem.region(0x3000, 0, 512, 'read').byteOffset).toBe(0x3000);
+    expect(() => mem.region(0x3000, 1, 512, 'read')).toThrowError(new GuestError(msg(0x100003000n, 512n)));
+  });
+
+  it('the layout table: every field lies inside its structure, and sizes match the ABI', () => {
+    for (const l of LAYOUTS) {
+      for (const [name, [offset, type]] of Object.entries(l.fields)) {
+        const width = ({ u8: 1, u16: 2, u32: 4, i32: 4, u64: 8 } as const)[type as FieldType];
+        expect(offset + width, `${l.name}.${name}`).toBeLessThanOrEqual(l.size);
+      }
+    }
+    expect([WALLTIME_ARGS.size, PUTS_ARGS.size, POLL_ARGS.size, BLOCK_ARGS.size, NET_ARGS.size, HALT_ARGS.size]).toEqual([8, 16, 24, 40, 32, 16]);
   });
 });
 
@@ -127,14 +155,14 @@ describe('host protections', () => {
 
   it('a write into a read-only range is rejected, a read is allowed', () => {
     expect(rejected(mem, 0x10000, 0, 16, 0, 'write')).toBe(msg(0x10000n, 16n));
-    expect(mem.region(0x10000, 0, 16, 0, 'read')).toBe(0x10000);
+    expect(mem.check(0x10000, 0, 16, 0, 'read')).toBe(0x10000);
   });
 
   it('partial overlaps count at both edges', () => {
     expect(rejected(mem, 0xfff8, 0, 16, 0, 'write')).toBe(msg(0xfff8n, 16n));
     expect(rejected(mem, 0x1fff8, 0, 16, 0, 'write')).toBe(msg(0x1fff8n, 16n));
-    expect(mem.region(0xfff0, 0, 16, 0, 'write')).toBe(0xfff0); // ends exactly at start
-    expect(mem.region(0x20000, 0, 16, 0, 'write')).toBe(0x20000); // starts exactly at end
+    expect(mem.check(0xfff0, 0, 16, 0, 'write')).toBe(0xfff0); // ends exactly at start
+    expect(mem.check(0x20000, 0, 16, 0, 'write')).toBe(0x20000); // starts exactly at end
   });
 
   it('a read from a no-access range is rejected, and so is a write', () => {
@@ -144,12 +172,12 @@ describe('host protections', () => {
   });
 
   it('read/write ranges and unprotected memory are fine', () => {
-    expect(mem.region(0x40000, 0, 0x1000, 0, 'write')).toBe(0x40000);
-    expect(mem.region(0x50000, 0, 0x1000, 0, 'write')).toBe(0x50000);
+    expect(mem.check(0x40000, 0, 0x1000, 0, 'write')).toBe(0x40000);
+    expect(mem.check(0x50000, 0, 0x1000, 0, 'write')).toBe(0x50000);
   });
 
   it('zero-length regions inside protected ranges are not refused', () => {
-    expect(mem.region(0x10000, 0, 0, 0, 'write')).toBe(0x10000);
-    expect(mem.region(0x30000, 0, 0, 0, 'read')).toBe(0x30000);
+    expect(mem.check(0x10000, 0, 0, 0, 'write')).toBe(0x10000);
+    expect(mem.check(0x30000, 0, 0, 0, 'read')).toBe(0x30000);
   });
 });

@@ -61,9 +61,10 @@ export function netReadHandler(ctx: Needs, devices: ReadonlyMap<number, NetDevic
     const call = netCall(ctx, gpa, devices);
     if (!call) return;
     const { args, dev, handle } = call;
+    const buffer = args.buffer('data', 'len', 'write');
     let n: number;
     try {
-      n = host.read(dev.fd, args.buffer('data', 'len', 'write'));
+      n = host.read(dev.fd, buffer);
     } catch (e) {
       throw new HostError(`Fatal error when reading: ${describeSystemError(e)}`, { cause: e });
     }

@@ -1,15 +1,17 @@
-// `ukvm-ts configure KERNEL -o MONITOR.mjs` (issue #6): the generated
-// per-unikernel monitor loads one prebuilt bundle holding only the modules its
+// `ukvm-ts configure KERNEL -o MONITOR.mjs` (issues #6, #10): the generated
+// per-unikernel monitor loads the prebuilt bundles of only the modules its
 // kernel's manifest needs, runs kernels with exactly that manifest and refuses
-// the others, and loads less code than bin/ukvm-ts (measured with
-// importClosure, itself checked against module-load hooks at run time).
+// the others, loads less code than bin/ukvm-ts (measured with importClosure,
+// itself checked against module-load hooks at run time), and finds ukvm-ts
+// after the checkout moves or when ukvm-ts is installed as a package.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importClosure } from '../helpers/import-closure.js';
+import { kernel, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';
 import { makeDisk, patternMismatch, readAt } from '../helpers/disk.js';
 import { BIN, ROOT, describeKvm, guest, runTender, type RunResult } from '../helpers/tender.js';
 
@@ -42,21 +44,25 @@ function configure(kernel: string, name: string): string {
   return out;
 }
 
-/** The module specifiers a generated monitor imports (string literals, any quotes). */
-function imports(file: string): string[] {
-  return [...readFileSync(file, 'utf8').matchAll(/^import .* from (["'])(.+)\1;$/gm)].map((m) => m[2] as string);
+/**
+ * The bundles a generated monitor loads (dynamically, once it found the
+ * package): dist/bundles/monitor.mjs and one per module it names. With
+ * importClosure they give every file it runs.
+ */
+function monitorBundles(text: string, file: string): string[] {
+  const modules = /^const MODULES = (\[.*\]);$/m.exec(text);
+  const at = /^const GENERATED_AT = (".*");$/m.exec(text);
+  if (!modules || !at) return [];
+  expect(file.endsWith('.mjs')).toBe(true);
+  const root = JSON.parse(at[1] as string) as string;
+  return ['monitor', ...(JSON.parse(modules[1] as string) as string[])].map((n) => join(root, 'dist', 'bundles', `${n}.mjs`));
 }
+const closure = (entry: string) => importClosure(entry, monitorBundles);
+const modulesOf = (mon: string) => JSON.parse(/^const MODULES = (\[.*\]);$/m.exec(readFileSync(mon, 'utf8'))?.[1] ?? 'null') as unknown;
 
-/** The one prebuilt bundle a generated monitor loads, as a file path. */
-function bundleOf(file: string): string {
-  const specs = imports(file).filter((spec) => spec.startsWith('file:'));
-  expect(specs).toHaveLength(1);
-  return fileURLToPath(specs[0] as string);
-}
-
-// Text only each device module's code contains, to see which ones a bundle holds.
+// Text only each device module's code contains, to see which ones a monitor loads.
 const MARK = { block: 'Could not open block device', net: 'Could not attach interface' } as const;
-const holds = (bundle: string, m: keyof typeof MARK) => readFileSync(bundle, 'utf8').includes(MARK[m]);
+const holds = (mon: string, m: keyof typeof MARK) => closure(mon).files.some((f) => readFileSync(f, 'utf8').includes(MARK[m]));
 
 /** Asserts an "Invalid option" refusal: that line first, then the usage; exit 1, nothing on stdout. */
 function expectInvalidOption(r: RunResult, prog: string, arg: string): void {
@@ -79,46 +85,60 @@ function compiledIn(stderr: string): string | undefined {
 }
 
 describe('configure: the generated source', () => {
-  it('hello: one bundle with main and the console module, no block or net code', async () => {
+  it('hello: loads the monitor bundle and the console module, no block or net code', async () => {
     const mon = configure(HELLO, 'hello-src.mjs');
-    const bundle = bundleOf(mon);
-    expect(bundle.endsWith('/dist/bundles/console.mjs')).toBe(true);
-    expect(Object.keys(await import(pathToFileURL(bundle).href)).sort()).toEqual(['console', 'main']);
-    expect(holds(bundle, 'block') || holds(bundle, 'net')).toBe(false);
+    expect(modulesOf(mon)).toEqual(['console']);
+    const [main, cons] = monitorBundles(readFileSync(mon, 'utf8'), mon) as [string, string];
+    expect(Object.keys(await import(pathToFileURL(main).href))).toEqual(['main']);
+    expect(((await import(pathToFileURL(cons).href)) as { default: { name: string } }).default.name).toBe('console');
+    expect(holds(mon, 'block') || holds(mon, 'net')).toBe(false);
     const text = readFileSync(mon, 'utf8');
-    expect(text).not.toMatch(/modules\/block|modules\/net|defaultModules/);
+    expect(text).not.toMatch(/modules\/block|modules\/net|REGISTRY/);
     expect(text).toMatch(/expectManifest/);
     expect(text.startsWith('#!/usr/bin/env -S -u NODE_OPTIONS node\n')).toBe(true);
     expect(statSync(mon).mode & 0o111).not.toBe(0);
   });
 
-  it('block_rw: its bundle holds the block module but not net', async () => {
-    const bundle = bundleOf(configure(RW, 'rw-src.mjs'));
-    expect(bundle.endsWith('/dist/bundles/console-block.mjs')).toBe(true);
-    expect(Object.keys(await import(pathToFileURL(bundle).href)).sort()).toEqual(['block', 'console', 'main']);
-    expect(holds(bundle, 'block')).toBe(true);
-    expect(holds(bundle, 'net')).toBe(false);
+  it('block_rw: loads the block module but not net', () => {
+    const mon = configure(RW, 'rw-src.mjs');
+    expect(modulesOf(mon)).toEqual(['console', 'block']);
+    expect(holds(mon, 'block')).toBe(true);
+    expect(holds(mon, 'net')).toBe(false);
   });
 
-  it('net_echo: its bundle holds the net module but not block', async () => {
-    const bundle = bundleOf(configure(ECHO, 'net-src.mjs'));
-    expect(bundle.endsWith('/dist/bundles/console-net.mjs')).toBe(true);
-    expect(Object.keys(await import(pathToFileURL(bundle).href)).sort()).toEqual(['console', 'main', 'net']);
-    expect(holds(bundle, 'net')).toBe(true);
-    expect(holds(bundle, 'block')).toBe(false);
+  it('net_echo: loads the net module but not block', () => {
+    const mon = configure(ECHO, 'net-src.mjs');
+    expect(modulesOf(mon)).toEqual(['console', 'net']);
+    expect(holds(mon, 'net')).toBe(true);
+    expect(holds(mon, 'block')).toBe(false);
+  });
+
+  it('the bundles are made from the registry: one per module, each default-exporting its descriptor', async () => {
+    const { REGISTRY } = (await import(pathToFileURL(join(ROOT, 'dist', 'monitor', 'registry.js')).href)) as { REGISTRY: { name: string }[] };
+    for (const d of REGISTRY) {
+      const b = (await import(pathToFileURL(join(ROOT, 'dist', 'bundles', `${d.name}.mjs`)).href)) as { default: { name: string } };
+      expect(b.default.name).toBe(d.name);
+    }
+  });
+
+  it('a manifest name cannot inject code into the generated source', () => {
+    const evil = join(dir, 'evil-name.hvt');
+    writeFileSync(evil, kernel({ manifest: { devices: [{ name: 'a\nprocess.exit(7);//', type: MFT_BLOCK_BASIC }] } }));
+    const text = readFileSync(configure(evil, 'evil-mon.mjs'), 'utf8');
+    expect(text).toContain("block 'a\\x0aprocess.exit(7);//'");
+    expect(text.split('\n').some((l) => l.startsWith('process.exit(7)'))).toBe(false);
   });
 
   it('importClosure: a monitor loads less code the fewer device modules it needs, and less than bin/ukvm-ts', () => {
-    const hello = importClosure(configure(HELLO, 'hello-closure.mjs'));
-    const rw = importClosure(configure(RW, 'rw-closure.mjs'));
-    const echo = importClosure(configure(ECHO, 'net-closure.mjs'));
-    const bin = importClosure(BIN);
+    const hello = closure(configure(HELLO, 'hello-closure.mjs'));
+    const rw = closure(configure(RW, 'rw-closure.mjs'));
+    const echo = closure(configure(ECHO, 'net-closure.mjs'));
+    const bin = closure(BIN);
     console.log(`import closure: hello monitor ${hello.files.length} files, ${hello.bytes} bytes; ` +
       `block_rw monitor ${rw.files.length} files, ${rw.bytes} bytes; ` +
       `net_echo monitor ${echo.files.length} files, ${echo.bytes} bytes; ` +
       `bin/ukvm-ts ${bin.files.length} files, ${bin.bytes} bytes`);
-    // Each is the program plus one bundle.
-    for (const c of [hello, rw, echo, bin]) expect(c.files).toHaveLength(2);
+    expect(bin.files).toHaveLength(2); // the program and its one bundle
     expect(hello.bytes).toBeLessThan(rw.bytes);
     expect(hello.bytes).toBeLessThan(echo.bytes);
     for (const c of [hello, rw, echo]) expect(c.bytes).toBeLessThan(bin.bytes);
@@ -240,8 +260,8 @@ describeKvm('configure: running the hello monitor', () => {
     const binLoaded = loaded(BIN, [HELLO], join(dir, 'bin-load.log'));
     console.log(`loaded at run time: hello monitor ${monLoaded.length} files, bin/ukvm-ts ${binLoaded.length} files`);
     // importClosure measures what node really loads, for both programs.
-    expect(monLoaded).toEqual([...importClosure(mon).files].sort());
-    expect(binLoaded).toEqual([...importClosure(BIN).files].sort());
+    expect(monLoaded).toEqual([...closure(mon).files].sort());
+    expect(binLoaded).toEqual([...closure(BIN).files].sort());
     expect(monLoaded.filter((f) => /\/modules\/(block|net)\//.test(f))).toEqual([]);
   });
 });
@@ -340,7 +360,7 @@ describeKvm('configure: unusual paths', () => {
     const r = runNode(out, [HELLO, 'sp']);
     expect(r.stdout).toBe('Hello, world\ncmdline: sp\n');
     expect(r.status).toBe(0);
-    const c = importClosure(out);
+    const c = closure(out);
     expect(c.files.some((f) => f.endsWith('/dist/bundles/console.mjs'))).toBe(true);
     expect(c.files.every((f) => existsSync(f))).toBe(true);
   });
@@ -356,19 +376,40 @@ describeKvm('configure: unusual paths', () => {
     expect(r.status).toBe(0);
   });
 
-  it('a kernel path with a newline: the generated monitor still parses and runs (or configure refuses)', () => {
-    const kernel = join(dir, 'two\nlines;process.exit(7);.hvt');
-    copyFileSync(HELLO, kernel);
+  it('a kernel path with a newline: the generated monitor still parses and runs', () => {
+    const k = join(dir, 'two\nlines;process.exit(7);.hvt');
+    copyFileSync(HELLO, k);
     const out = join(dir, 'newline-mon.mjs');
-    const c = runTender(['configure', kernel, '-o', out]);
-    if (c.status !== 0) {
-      expect(c.status).toBe(1);
-      expect(c.stderr.trimEnd().split('\n').length).toBeLessThanOrEqual(2);
-      return;
-    }
-    const r = runNode(out, [kernel, 'nl']);
+    expect(runTender(['configure', k, '-o', out]).status).toBe(0);
+    const r = runNode(out, [k, 'nl']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('Hello, world\ncmdline: nl\n');
     expect(r.status).toBe(0);
+  });
+
+  it('installed as a package: a monitor in the project finds ukvm-ts in node_modules, also after the project moved', () => {
+    const bin = copyPackage(join('project', 'node_modules', 'ukvm-ts'));
+    const out = join(dir, 'project', 'hello-mon.mjs');
+    configureWith(bin, HELLO, out);
+    renameSync(join(dir, 'project'), join(dir, 'project-moved'));
+    const r = runNode(join(dir, 'project-moved', 'hello-mon.mjs'), [HELLO, 'pkg']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('Hello, world\ncmdline: pkg\n');
+    expect(r.status).toBe(0);
+  });
+
+  it('the checkout moved: a monitor finds ukvm-ts through the ukvm-ts command on PATH, and says so in one line when it cannot', () => {
+    const bin = copyPackage('checkout');
+    const out = join(dir, 'moved-mon.mjs');
+    configureWith(bin, HELLO, out);
+    renameSync(join(dir, 'checkout'), join(dir, 'checkout-moved'));
+    const path = `${join(dir, 'checkout-moved', 'bin')}:${process.env['PATH'] ?? ''}`;
+    const r = runNode(out, [HELLO, 'path'], [], { ...process.env, PATH: path });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('Hello, world\ncmdline: path\n');
+    const lost = runNode(out, [HELLO], [], { ...process.env, PATH: '/usr/bin:/bin' });
+    expect(lost.stdout).toBe('');
+    expect(lost.stderr).toMatch(/^moved-mon\.mjs: cannot find ukvm-ts \S+: install it next to this monitor, put its ukvm-ts command on PATH, or run ukvm-ts configure again\n$/);
+    expect(lost.status).toBe(1);
   });
 });

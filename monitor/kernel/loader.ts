@@ -3,7 +3,7 @@
 // that the same broken file gets the same message.
 import { MIN_LOAD_ADDR } from '../abi/constants.js';
 import { type ByteSource, type ElfImage, invalidExe, PF_R, PF_W, PF_X, PT_LOAD, readFull } from './elf.js';
-import { KernelError } from '../errors.js';
+import { HostError, KernelError } from '../errors.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const PAGE = 4096n;
@@ -86,8 +86,9 @@ export function loadElf(src: ByteSource, elf: ElfImage, limit: number, target: L
     if ((ph.flags & PF_W) && (ph.flags & PF_X)) throw bad(`phdr[${i}] requests WRITE and EXEC permissions`);
     try {
       target.protect({ start: Number(start), end: Number(end), prot: hostProtection(ph.flags) });
-    } catch {
-      throw new KernelError(`${kernel}: mprotect failed`);
+    } catch (e) {
+      // The reference's words (docs/abi.md §3.6); the host failed, not the ELF.
+      throw new HostError(`${kernel}: mprotect failed`, { cause: e });
     }
   }
   return { entry: Number(elf.entry), kernelEnd: Number(eEnd) };

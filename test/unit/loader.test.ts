@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bufferSource, type ByteSource, readElf } from '../../monitor/kernel/elf.js';
-import { KernelError } from '../../monitor/errors.js';
+import { HostError, KernelError } from '../../monitor/errors.js';
+import { thrownBy } from '../helpers/thrown.js';
 import { openKernel } from '../../monitor/kernel/kernel.js';
 import { hostProtection, type LoadResult, type LoadTarget, loadElf, type SegmentProtection } from '../../monitor/kernel/loader.js';
 import {
@@ -342,8 +343,8 @@ describe('segment rules 1–12 (§3.2) and their messages (§3.6)', () => {
     expect(loadError({ loads })).toBe(`${IE}phdr[1] requests WRITE and EXEC permissions`);
   });
 
-  it('12: a failing protect is "mprotect failed"', () => {
-    expect(loadError({}, LIMIT, fakeTarget(LIMIT, true))).toBe(`${K}: mprotect failed`);
+  it('12: a failing protect is "mprotect failed", a host error (the ELF is fine)', () => {
+    expect(thrownBy(() => load({}, fakeTarget(LIMIT, true), LIMIT), HostError).message).toBe(`${K}: mprotect failed`);
   });
 
   it('limit is what the caller passes (the allocation size)', () => {

@@ -70,7 +70,9 @@ export function startUnikernel(options: UnikernelOptions): Promise<Unikernel> {
     ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),
   };
   const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
-  const worker = new Worker(join(DIST, 'monitor', 'library', 'worker.js'), { workerData: input });
+  // execArgv: [] — the worker runs only our code; the embedding program's
+  // node flags (--input-type, -e …) are not for it and some make it fail.
+  const worker = new Worker(join(DIST, 'monitor', 'library', 'worker.js'), { workerData: input, execArgv: [] });
   const started = Date.now();
 
   return new Promise<Unikernel>((resolve, reject) => {

@@ -19,6 +19,11 @@
  *   int3   arm, then an int3 at debug_int3_at (a software breakpoint)
  *   spin   prints "spinning", counts until debug_spin_flag becomes non-zero
  *   poll   a 10 s POLL, then a 200 ms one; prints both results
+ *   user-watch, user-int3
+ *          arm at CPL 0, then at CPL 3 (runtime x86.c, which PVM runs on the
+ *          CPU, not emulated) a store to debug_watch_var, or an int3; then
+ *          ud2, whose #UD the guest's own handler reports ("trap vector=6")
+ *          before it halts
  */
 #include "hvt.h"
 
@@ -46,6 +51,9 @@ uint64_t debug_hw_seq(volatile struct hvt_hc_puts *arm);
 void debug_watch_seq(volatile struct hvt_hc_puts *arm);
 uint64_t debug_int3_seq(volatile struct hvt_hc_puts *arm);
 void debug_fpu_seq(volatile struct hvt_hc_puts *arm, const uint8_t *pattern);
+void debug_user_watch(void);
+void debug_user_int3(void);
+extern char debug_user_store[], debug_user_after[], debug_user_int3_at[], debug_user_int3_after[];
 extern char debug_regs_out[], debug_step_0[], debug_step_1[], debug_step_2[], debug_step_3[], debug_step_4[],
     debug_step_5[], debug_step_end[], debug_hw_target[], debug_watch_store[], debug_watch_after[], debug_int3_at[],
     debug_int3_after[];
@@ -126,6 +134,17 @@ __asm__(
     "debug_int3_after: movl $9, %eax\n"
     "  ret\n"
 
+    "  .globl debug_user_watch, debug_user_store, debug_user_after\n"
+    "debug_user_watch:\n"
+    "debug_user_store: movq $43, debug_watch_var(%rip)\n"
+    "debug_user_after: nop\n"
+    "  ud2\n"
+    "  .globl debug_user_int3, debug_user_int3_at, debug_user_int3_after\n"
+    "debug_user_int3:\n"
+    "debug_user_int3_at: int3\n"
+    "debug_user_int3_after: nop\n"
+    "  ud2\n"
+
     "  .globl debug_fpu_seq\n"
     "debug_fpu_seq:\n"
     "  .irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
@@ -185,6 +204,19 @@ static void poll(void) {
   hvt_printf("poll ret=%d then ret=%d\n", first, second);
 }
 
+static uint64_t user_stack[512] __attribute__((aligned(16)));
+
+static void on_trap(const struct hvt_trap_regs *r) {
+  hvt_printf("trap vector=%lu rip=0x%lx cpl=%lu var=%lu\n", r->vector, r->rip, r->cs & 3, debug_watch_var);
+  hvt_halt(0, 0);
+}
+
+static void user(const char *what, void (*fn)(void)) {
+  hvt_trap_install(on_trap);
+  hvt_puts(what);
+  hvt_enter_user(fn, (uint64_t)(uintptr_t)&user_stack[512]);
+}
+
 int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   (void)bi;
   if (strcmp(cmdline, "regs") == 0) {
@@ -212,6 +244,13 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
     spin();
   } else if (strcmp(cmdline, "poll") == 0) {
     poll();
+  } else if (strcmp(cmdline, "user-watch") == 0) {
+    hvt_printf("var=%p store=%p after=%p\n", (void *)&debug_watch_var, (void *)debug_user_store,
+               (void *)debug_user_after);
+    user("arm user-watch\n", debug_user_watch);
+  } else if (strcmp(cmdline, "user-int3") == 0) {
+    hvt_printf("at=%p after=%p\n", (void *)debug_user_int3_at, (void *)debug_user_int3_after);
+    user("arm user-int3\n", debug_user_int3);
   } else {
     hvt_printf("debug: unknown mode '%s'\n", cmdline);
     return 2;

@@ -4,14 +4,12 @@
 // the others, loads less code than bin/ukvm-ts (measured with importClosure,
 // itself checked against module-load hooks at run time), and finds ukvm-ts
 // after the checkout moves or when ukvm-ts is installed as a package.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { importClosure } from '../helpers/import-closure.js';
-import { kernel, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { closure, compiledIn, configureInto, expectInvalidOption, expectManifestRefused, runNode } from '../helpers/monitors.js';
 import { makeDisk, patternMismatch, readAt } from '../helpers/disk.js';
 import { BIN, ROOT, describeKvm, guest, runTender, type RunResult } from '../helpers/tender.js';
 
@@ -20,167 +18,12 @@ const RW = guest('block_rw');
 const ECHO = guest('net_echo');
 
 let dir = '';
+const configure = (kernel: string, name: string) => configureInto(dir, kernel, name);
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ukvm-configure-'));
 });
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-/** Runs a generated monitor (or any script) with node; returns its output. */
-function runNode(script: string, args: readonly string[], extraNodeArgs: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): RunResult {
-  const r = spawnSync(process.execPath, [...extraNodeArgs, script, ...args], { encoding: 'utf8', timeout: 60_000, env });
-  if (r.error) throw r.error;
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** `ukvm-ts configure KERNEL -o OUT`, expected to succeed; returns OUT. */
-function configure(kernel: string, name: string): string {
-  const out = join(dir, name);
-  const r = runTender(['configure', kernel, '-o', out]);
-  expect(r.stderr).toMatch(new RegExp(`^ukvm-ts: wrote ${out.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: modules console(, block)?(, net)?\n$`));
-  expect(r.stdout).toBe('');
-  expect(r.status).toBe(0);
-  return out;
-}
-
-/**
- * The bundles a generated monitor loads (dynamically, once it found the
- * package): dist/bundles/monitor.mjs and one per module it names. With
- * importClosure they give every file it runs.
- */
-function monitorBundles(text: string, file: string): string[] {
-  const modules = /^const MODULES = (\[.*\]);$/m.exec(text);
-  const at = /^const GENERATED_AT = (".*");$/m.exec(text);
-  if (!modules || !at) return [];
-  expect(file.endsWith('.mjs')).toBe(true);
-  const root = JSON.parse(at[1] as string) as string;
-  return ['monitor', ...(JSON.parse(modules[1] as string) as string[])].map((n) => join(root, 'dist', 'bundles', `${n}.mjs`));
-}
-const closure = (entry: string) => importClosure(entry, monitorBundles);
-const modulesOf = (mon: string) => JSON.parse(/^const MODULES = (\[.*\]);$/m.exec(readFileSync(mon, 'utf8'))?.[1] ?? 'null') as unknown;
-
-// Text only each device module's code contains, to see which ones a monitor loads.
-const MARK = { block: 'Could not open block device', net: 'Could not attach interface' } as const;
-const holds = (mon: string, m: keyof typeof MARK) => closure(mon).files.some((f) => readFileSync(f, 'utf8').includes(MARK[m]));
-
-/** Asserts an "Invalid option" refusal: that line first, then the usage; exit 1, nothing on stdout. */
-function expectInvalidOption(r: RunResult, prog: string, arg: string): void {
-  const l = r.stderr.split('\n');
-  expect(l[0]).toBe(`${prog}: Invalid option: \`${arg}'`);
-  expect(l[1]).toMatch(/^usage: /);
-  expect(r.stdout).toBe('');
-  expect(r.status).toBe(1);
-}
-
-function expectManifestRefused(r: RunResult, prog: string, kernel: string): void {
-  expect(r.stderr).toBe(`${prog}: ${kernel}: manifest differs from the one this monitor was generated for\n`);
-  expect(r.stdout).toBe('');
-  expect(r.status).toBe(1);
-}
-
-/** The "Compiled-in modules:" line of a --help text. */
-function compiledIn(stderr: string): string | undefined {
-  return stderr.split('\n').find((l) => l.startsWith('Compiled-in modules:'));
-}
-
-describe('configure: the generated source', () => {
-  it('hello: loads the monitor bundle and the console module, no block or net code', async () => {
-    const mon = configure(HELLO, 'hello-src.mjs');
-    expect(modulesOf(mon)).toEqual(['console']);
-    const [main, cons] = monitorBundles(readFileSync(mon, 'utf8'), mon) as [string, string];
-    expect(Object.keys(await import(pathToFileURL(main).href))).toEqual(['main']);
-    expect(((await import(pathToFileURL(cons).href)) as { default: { name: string } }).default.name).toBe('console');
-    expect(holds(mon, 'block') || holds(mon, 'net')).toBe(false);
-    const text = readFileSync(mon, 'utf8');
-    expect(text).not.toMatch(/modules\/block|modules\/net|REGISTRY/);
-    expect(text).toMatch(/expectManifest/);
-    expect(text.startsWith('#!/usr/bin/env -S -u NODE_OPTIONS node\n')).toBe(true);
-    expect(statSync(mon).mode & 0o111).not.toBe(0);
-  });
-
-  it('block_rw: loads the block module but not net', () => {
-    const mon = configure(RW, 'rw-src.mjs');
-    expect(modulesOf(mon)).toEqual(['console', 'block']);
-    expect(holds(mon, 'block')).toBe(true);
-    expect(holds(mon, 'net')).toBe(false);
-  });
-
-  it('net_echo: loads the net module but not block', () => {
-    const mon = configure(ECHO, 'net-src.mjs');
-    expect(modulesOf(mon)).toEqual(['console', 'net']);
-    expect(holds(mon, 'net')).toBe(true);
-    expect(holds(mon, 'block')).toBe(false);
-  });
-
-  it('the bundles are made from the registry: one per module, each default-exporting its descriptor', async () => {
-    const { REGISTRY } = (await import(pathToFileURL(join(ROOT, 'dist', 'monitor', 'registry.js')).href)) as { REGISTRY: { name: string }[] };
-    for (const d of REGISTRY) {
-      const b = (await import(pathToFileURL(join(ROOT, 'dist', 'bundles', `${d.name}.mjs`)).href)) as { default: { name: string } };
-      expect(b.default.name).toBe(d.name);
-    }
-  });
-
-  it('a manifest name cannot inject code into the generated source', () => {
-    const evil = join(dir, 'evil-name.hvt');
-    writeFileSync(evil, kernel({ manifest: { devices: [{ name: 'a\nprocess.exit(7);//', type: MFT_BLOCK_BASIC }] } }));
-    const text = readFileSync(configure(evil, 'evil-mon.mjs'), 'utf8');
-    expect(text).toContain("block 'a\\x0aprocess.exit(7);//'");
-    expect(text.split('\n').some((l) => l.startsWith('process.exit(7)'))).toBe(false);
-  });
-
-  it('importClosure: a monitor loads less code the fewer device modules it needs, and less than bin/ukvm-ts', () => {
-    const hello = closure(configure(HELLO, 'hello-closure.mjs'));
-    const rw = closure(configure(RW, 'rw-closure.mjs'));
-    const echo = closure(configure(ECHO, 'net-closure.mjs'));
-    const bin = closure(BIN);
-    console.log(`import closure: hello monitor ${hello.files.length} files, ${hello.bytes} bytes; ` +
-      `block_rw monitor ${rw.files.length} files, ${rw.bytes} bytes; ` +
-      `net_echo monitor ${echo.files.length} files, ${echo.bytes} bytes; ` +
-      `bin/ukvm-ts ${bin.files.length} files, ${bin.bytes} bytes`);
-    expect(bin.files).toHaveLength(2); // the program and its one bundle
-    expect(hello.bytes).toBeLessThan(rw.bytes);
-    expect(hello.bytes).toBeLessThan(echo.bytes);
-    for (const c of [hello, rw, echo]) expect(c.bytes).toBeLessThan(bin.bytes);
-  });
-});
-
-describe('configure: errors', () => {
-  function expectOneLine(r: RunResult, pattern: RegExp): void {
-    expect(r.status).toBe(1);
-    expect(r.stdout).toBe('');
-    expect(r.stderr.endsWith('\n')).toBe(true);
-    expect(r.stderr.split('\n')).toHaveLength(2);
-    expect(r.stderr).toMatch(pattern);
-  }
-
-  it('without -o: usage in one line, exit 1, nothing written', () => {
-    expectOneLine(runTender(['configure', HELLO]), /^ukvm-ts: usage: ukvm-ts configure KERNEL -o /);
-    expectOneLine(runTender(['configure', HELLO, '-o']), /^ukvm-ts: usage: /);
-    expectOneLine(runTender(['configure', '-o', join(dir, 'nokernel.mjs')]), /^ukvm-ts: usage: /);
-    expect(existsSync(join(dir, 'nokernel.mjs'))).toBe(false);
-    expectOneLine(runTender(['configure']), /^ukvm-ts: usage: /);
-  });
-
-  it('a missing kernel: one line naming it, exit 1, nothing written', () => {
-    const out = join(dir, 'missing.mjs');
-    const kernel = join(dir, 'no-such.hvt');
-    expectOneLine(runTender(['configure', kernel, '-o', out]), new RegExp(`^ukvm-ts: .*no-such\\.hvt.*: No such file or directory\\n$`));
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it('a file that is not a unikernel: one line, exit 1, nothing written', () => {
-    const bad = join(dir, 'bad.hvt');
-    writeFileSync(bad, 'not an ELF file\n');
-    const out = join(dir, 'bad.mjs');
-    expectOneLine(runTender(['configure', bad, '-o', out]), /^ukvm-ts: .*bad\.hvt: /);
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it('an output path that cannot be written, or an extra argument: one line, exit 1', () => {
-    expectOneLine(runTender(['configure', HELLO, '-o', join(dir, 'no-dir', 'x.mjs')]), /^ukvm-ts: .*no-dir/);
-    expectOneLine(runTender(['configure', HELLO, '-o', join(dir, 'extra.mjs'), 'extra']), /^ukvm-ts: .*extra/);
-  });
 });
 
 describeKvm('configure: running the hello monitor', () => {

@@ -160,60 +160,6 @@ describeKvm('guest memory size (spec §6.1, §8.2)', () => {
     expect(r.status).toBe(1);
   });
 
-  it.each(['--mem=0', '--mem=abc', '--mem='])('%s is malformed', (opt) => {
-    const r = runTender([opt, HELLO]);
-    expect(r.stderr).toBe(`${P}Malformed argument to --mem\n`);
-    expect(r.status).toBe(1);
-  });
-});
-
-describeKvm('command-line interface', () => {
-  it('--version: two lines on stderr, the second exactly "ABI version 2", status 0', () => {
-    const r = runTender(['--version']);
-    const lines = r.stderr.split('\n');
-    expect(lines[0]).toMatch(/^ukvm-ts\b.*version/);
-    expect(lines[1]).toBe('ABI version 2');
-    expect(lines.slice(2)).toEqual(['']);
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(0);
-  });
-
-  it('--help: usage on stderr, status 1', () => {
-    const r = runTender(['--help']);
-    expect(r.stderr).toMatch(/^usage: ukvm-ts /);
-    expect(r.stderr).toContain('--mem=512');
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(1);
-  });
-
-  it('--help wins even after other options and before a kernel', () => {
-    const r = runTender(['--mem=64', '--help', HELLO]);
-    expect(r.stderr).toMatch(/^usage: /);
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(1);
-  });
-
-  it('no kernel: Missing KERNEL operand, usage, status 1', () => {
-    for (const args of [[], ['--mem=64'], ['--']]) {
-      const r = runTender(args);
-      expect(r.stderr).toMatch(/^ukvm-ts: Missing KERNEL operand\nusage: ukvm-ts /);
-      expect(r.stdout).toBe('');
-      expect(r.status).toBe(1);
-    }
-  });
-
-  it('an unknown option: Invalid option, usage, status 1, guest not run', () => {
-    const r = runTender(['--foo', HELLO]);
-    expect(r.stderr).toMatch(/^ukvm-ts: Invalid option: `--foo'\nusage: /);
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(1);
-  });
-
-  it('a kernel that does not exist: Could not open, status 1', () => {
-    const r = runTender(['/nonexistent/k.hvt']);
-    expect(r.stderr).toBe(`${P}/nonexistent/k.hvt: Could not open: No such file or directory\n`);
-    expect(r.status).toBe(1);
-  });
 });
 
 describeKvm('program name in diagnostics', () => {
@@ -225,19 +171,6 @@ describeKvm('program name in diagnostics', () => {
     symlinkSync(BIN, link);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('a link named solo5-hvt speaks as solo5-hvt', () => {
-    const r = runTender(['--foo', HELLO], { bin: link });
-    expect(r.stderr).toMatch(/^solo5-hvt: Invalid option: `--foo'\nusage: solo5-hvt /);
-    expect(r.stdout).toBe('');
-    expect(r.status).toBe(1);
-  });
-
-  it('--version names the link too', () => {
-    const r = runTender(['--version'], { bin: link });
-    expect(r.stderr).toMatch(/^solo5-hvt\b.*version.*\nABI version 2\n$/);
-    expect(r.status).toBe(0);
-  });
 
   it('and runs guests like the original', () => {
     expectClean(runTender([HELLO, 'via', 'link'], { bin: link }), 'Hello, world\ncmdline: via link\n');

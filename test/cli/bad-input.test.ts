@@ -1,4 +1,4 @@
-// The real CLI (bin/ukvm-ts, built into dist/) on bad input: exit status 1,
+// The real CLI (bin/ukvm-ts, built into dist/), spawned, on bad input: exit status 1,
 // nothing on stdout, and exactly one diagnostic line on stderr prefixed with
 // "ukvm-ts: " (followed by the usage text where usage is printed). These
 // inputs are all rejected before the guest runs.
@@ -111,6 +111,10 @@ describe('command line problems', () => {
     const r = runTender([], { bin: link });
     expect(r.stderr.split('\n')[0]).toBe('solo5-hvt: Missing KERNEL operand');
     expect(r.status).toBe(1);
+    const v = runTender(['--version'], { bin: link });
+    expect(v.stderr).toMatch(/^solo5-hvt \(ukvm-ts\) tender, version \S+\nABI version 2\n$/);
+    expect(v.status).toBe(0);
+    expect(runTender(['--foo', kernelFile('ok-link.hvt')], { bin: link }).stderr).toMatch(/^solo5-hvt: Invalid option: `--foo'\nusage: solo5-hvt /);
   });
 });
 

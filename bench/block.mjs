@@ -4,12 +4,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { block } from '../dist/modules/block/index.js';
 import { bootVm, stats } from './lib.mjs';
 
 function timeRun(disk, sector, kind, n) {
-  const mod = block({ paths: { storage: disk }, sectorSizes: { storage: sector } });
-  const vm = bootVm('bench_block', [kind, String(n)], 32, [mod]);
+  const vm = bootVm('bench_block', [kind, String(n)], 32, { block: { block: { storage: disk }, blockSectorSize: { storage: sector } } });
   try {
     const t = process.hrtime.bigint();
     const out = vm.run();

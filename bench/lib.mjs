@@ -1,18 +1,25 @@
-// Shared helpers of the bench scripts: statistics, machine description and
-// in-process VMs built with the same composition code as the CLI.
+// Shared helpers of the bench scripts: statistics, machine description, the
+// test guests the bench needs (built here, so `npm run bench` works from a
+// fresh clone), and in-process VMs built with the same composition code and
+// registry as the CLI.
 import { execFileSync } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { loadNative } from '../dist/native/binding.js';
-import { KvmBackend } from '../dist/monitor/backend/kvm/backend.js';
-import { openKernel } from '../dist/monitor/kernel/kernel.js';
-import { createVm } from '../dist/monitor/vm/compose.js';
-import { console as consoleModule, fdSink } from '../dist/modules/console/index.js';
+import { createVm, openKernel, platform, REGISTRY } from '../dist/monitor/index.js';
+import { fdOutput } from '../dist/modules/console/fd-output.js';
 
 export const ROOT = join(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'ukvm-ts');
 export const guest = (name) => join(ROOT, 'test', 'guests', 'build', `${name}.hvt`);
+
+/** Every guest a bench row runs. */
+const BENCH_GUESTS = ['hello', 'bench_exits', 'bench_block', 'bench_ping'];
+
+/** Builds the bench guests with the machine's gcc (only those older than their sources). */
+export function buildGuests() {
+  execFileSync(process.execPath, [join(ROOT, 'test', 'guests', 'build.mjs'), ...BENCH_GUESTS], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
 
 export function stats(values) {
   const s = [...values].sort((a, b) => a - b);
@@ -39,20 +46,19 @@ export function machine() {
   };
 }
 
-let backend;
-let binding;
-const devNull = openSync('/dev/null', 'w');
+export const devNull = openSync('/dev/null', 'w');
 
-/** Builds a VM for a test guest in this process, console to /dev/null. */
-export function bootVm(name, args, memMiB = 32, extraModules = []) {
-  binding ??= loadNative();
-  backend ??= new KvmBackend(binding);
-  const kernel = openKernel(guest(name));
-  const modules = [consoleModule({ sink: fdSink(devNull) }), ...extraModules];
-  return createVm({ kernel, memoryBytes: BigInt(memMiB) << 20n, args, modules, backend, warn: () => {}, binding });
+/**
+ * Builds a VM for a test guest in this process, console to /dev/null.
+ * moduleOptions: startUnikernel-style options by module name, e.g.
+ * { block: { block: { storage: path }, blockSectorSize: { storage: 4096 } } }.
+ */
+export function bootVm(name, args, memMiB = 32, moduleOptions = {}) {
+  const p = platform();
+  const env = { host: p.host, output: fdOutput(p.host, devNull) };
+  const modules = REGISTRY.map((d) => d.create(moduleOptions[d.name] ?? {}, env));
+  return createVm({ kernel: openKernel(guest(name)), memoryBytes: BigInt(memMiB) << 20n, args, modules, backend: () => p.openBackend(), host: p.host, warn: () => {} });
 }
-
-export { devNull };
 
 /** Reads the package version for the report. */
 export function version() {

@@ -9,7 +9,7 @@ import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
 import { benchLibrary } from './library.mjs';
 import { benchNet } from './net.mjs';
-import { machine, ROOT, version } from './lib.mjs';
+import { buildGuests, machine, ROOT, version } from './lib.mjs';
 
 const f = (x, d = 1) => x.toFixed(d);
 const range = (s, d = 1) => `${f(s.median, d)} (${f(s.min, d)}–${f(s.max, d)})`;
@@ -25,6 +25,7 @@ function canRunNet() {
   }
 }
 
+buildGuests();
 const info = machine();
 process.stderr.write(`bench: ${info.cpu}, ${info.kernel}, ${info.hypervisor}, node ${info.node}\n`);
 step('boot');

@@ -1,4 +1,4 @@
-// Parsing of the block module's options (spec §11.1, §2.3 rule 6):
+// Parsing of the block module's options (docs/abi.md §11.1, §2.3 rule 6):
 // --block:NAME=PATH, --block-sector-size:NAME=N and the ukvm form --disk=PATH.
 import { splitNamed } from '../../monitor/devices.js';
 

@@ -1,4 +1,4 @@
-// Parsing of the net module's options (spec §12.1): --net:NAME=IFACE,
+// Parsing of the net module's options (docs/abi.md §12.1): --net:NAME=IFACE,
 // --net:NAME=@FD, --net-mac:NAME=HWADDR and the ukvm form --net=IFACE.
 import { splitNamed } from '../../monitor/devices.js';
 

@@ -1,4 +1,4 @@
-// x86_64 boot state (spec §6.2, §6.3, §7.2–§7.4) as pure functions: the GDT
+// x86_64 boot state (docs/abi.md §6.2, §6.3, §7.2–§7.4) as pure functions: the GDT
 // and page tables written into guest RAM, and the initial CPU state described
 // neutrally; each backend converts it to its own format (KVM:
 // backend/kvm-x86.ts). Unit tests check them byte for byte.

@@ -1,4 +1,4 @@
-// ELF64 parsing for hvt unikernels (spec §3.1, §3.4–§3.6): the header and
+// ELF64 parsing for hvt unikernels (docs/abi.md §3.1, §3.4–§3.6): the header and
 // program headers, and the Solo5 note reader. Loading into guest memory is
 // monitor/loader.ts. All file values are u64 and handled as BigInt here, so
 // nothing a hostile file says is ever rounded. Messages follow §3.6.

@@ -1,5 +1,5 @@
 // Opening a unikernel: the file (or bytes), its ELF headers, ABI note and
-// manifest (spec §3.4, §3.5, §4.2), all checked before anything is built.
+// manifest (docs/abi.md §3.4, §3.5, §4.2), all checked before anything is built.
 import { I64_MAX } from '../abi/constants.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { type ByteSource, bufferSource, checkAbiNote, type ElfImage, findNote, MANIFEST_NOTE, readElf } from './elf.js';

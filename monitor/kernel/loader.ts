@@ -1,5 +1,5 @@
 // Loads the PT_LOAD segments of a checked ELF into guest RAM and applies the
-// host protections (spec §3.2, §3.3), rule by rule in the reference's order so
+// host protections (docs/abi.md §3.2, §3.3), rule by rule in the reference's order so
 // that the same broken file gets the same message.
 import { MIN_LOAD_ADDR } from '../abi/constants.js';
 import { type ByteSource, type ElfImage, invalidExe, PF_R, PF_W, PF_X, PT_LOAD, readFull } from './elf.js';

@@ -1,4 +1,4 @@
-// The application manifest (spec §4): parsing and validation of the note's
+// The application manifest (docs/abi.md §4): parsing and validation of the note's
 // descriptor, the tender's working copy that modules attach devices to, and
 // the bytes copied into guest memory at boot.
 import { MFT_ENTRY, MFT_HEADER, MFT_NAME_SIZE } from '../abi/layouts.js';

@@ -1,4 +1,4 @@
-// Guest memory sizing (spec §6.1): --mem parsing with the reference's strtoll
+// Guest memory sizing (docs/abi.md §6.1): --mem parsing with the reference's strtoll
 // rules, 2 MiB granularity, the 4 GiB cap and the hidden net ring.
 import { GUEST_PAGE, I64_MAX, MAX_ALLOC, MiB } from '../abi/constants.js';
 import { ConfigError } from '../errors.js';

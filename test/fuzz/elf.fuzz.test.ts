@@ -1,4 +1,4 @@
-// Fuzzing the kernel reader and the loader (spec §3, §4) with mutations of
+// Fuzzing the kernel reader and the loader (docs/abi.md §3, §4) with mutations of
 // valid images from test/helpers/elf-builder.ts: field overwrites with
 // interesting values in the ELF header, program headers, note headers and the
 // manifest; random byte changes; truncations; duplicated, swapped and extra
@@ -531,7 +531,7 @@ describe(`ELF fuzz (base seed 0x${BASE_SEED.toString(16)})`, () => {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    // Only lines the tender documents for a run (spec §9.2, §9.3, §14; README).
+    // Only lines the tender documents for a run (docs/abi.md §9.2, §9.3, §14; README).
     const RUNTIME_LINE =
       /^ukvm-ts: (Invalid guest access: gpa=0x[0-9a-f]+, sz=\d+|Invalid guest hypercall: num=\d+|Invalid guest port access: port=0x[0-9a-f]+|KVM: host\/guest translation fault: rip=0x[0-9a-f]+|KVM: unhandled exit: exit_reason=0x[0-9a-f]+, rip=0x[0-9a-f]+|KVM: internal error exit: suberror=0x[0-9a-f]+|KVM: entry failure: hw_entry_failure_reason=0x[0-9a-f]+|Exiting on signal 15)$/;
 

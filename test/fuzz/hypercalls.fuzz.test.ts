@@ -1,4 +1,4 @@
-// Fuzzing the hypercall interface (spec §9.2, §9.3, §10) from inside a guest:
+// Fuzzing the hypercall interface (docs/abi.md §9.2, §9.3, §10) from inside a guest:
 // test/guests/fuzz_hypercalls.c issues random hypercalls chosen by a seed,
 // predicts each outcome from the spec and checks the results it can see
 // (BLOCK ret codes, data read back against its shadow of the disk, POLL and
@@ -148,12 +148,12 @@ async function pooled<T>(jobs: ((worker: number) => Promise<T>)[], width: number
   return results;
 }
 
-// Every line a run may end with (spec §9.2, §9.3; README). "internal error"
+// Every line a run may end with (docs/abi.md §9.2, §9.3; README). "internal error"
 // is not among them: this guest never runs instructions the host cannot.
 const GUEST_LINES =
   'Invalid guest access: gpa=0x[0-9a-f]+, sz=\\d+|Invalid guest hypercall: num=\\d+|Invalid guest port access: port=0x[0-9a-f]+|' +
   'KVM: host/guest translation fault: rip=0x[0-9a-f]+|KVM: unhandled exit: exit_reason=0x[0-9a-f]+, rip=0x[0-9a-f]+';
-// With a tap, the host may refuse a frame (spec §10.6: a fatal host I/O error).
+// With a tap, the host may refuse a frame (docs/abi.md §10.6: a fatal host I/O error).
 const HOST_LINES = 'Fatal error when (?:writing|reading): [^\\n]+';
 const documented = (v: Variant) => new RegExp(`^ukvm-ts: (?:${GUEST_LINES}${v.hostLines ? `|${HOST_LINES}` : ''})\\n$`);
 

@@ -2,7 +2,7 @@
  * at 0x1000 is not mapped in the guest page tables, so the CPU could not
  * deliver an exception through it), triggers a CPU exception and, like
  * Solo5's bindings, HALTs with status 255 and cookie = GPA of a trap frame
- * (spec §10.8: CR2 @0, error code @8, RIP @16, CS @24, RFLAGS @32, RSP @40,
+ * (docs/abi.md §10.8: CR2 @0, error code @8, RIP @16, CS @24, RFLAGS @32, RSP @40,
  * SS @48, in a 512-byte area).
  *
  * The first command-line word picks the exception:

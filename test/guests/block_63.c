@@ -1,6 +1,6 @@
 /*
  * block_63: the largest manifest a tender accepts, 63 block devices d1..d63
- * (spec §4.1). Usage: block_63.hvt [SEED]   (default 6300)
+ * (docs/abi.md §4.1). Usage: block_63.hvt [SEED]   (default 6300)
  *
  * For every device dI it prints "dI handle=H capacity=C block_size=B", then
  * writes block 0 with the pattern of seed SEED+I and the last block with the

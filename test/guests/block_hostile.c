@@ -1,6 +1,6 @@
 /*
  * block_hostile: misuses the block hypercalls on the device "storage" in the
- * way the first command-line word asks (spec §9.3, §10.5). Modes that the
+ * way the first command-line word asks (docs/abi.md §9.3, §10.5). Modes that the
  * tender must stop print "expect: gpa=0x... sz=N" (what the tender's
  * "Invalid guest access" line must name) and then issue the hypercall; if
  * the guest survives it prints "survived" and exits 2. mem_size is

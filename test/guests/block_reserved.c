@@ -1,6 +1,6 @@
 /*
  * block_reserved: a block device "storage" next to a manifest entry "rsvd"
- * of type RESERVED_FIRST+1. Such entries need no attachment (spec §4.4) and
+ * of type RESERVED_FIRST+1. Such entries need no attachment (docs/abi.md §4.4) and
  * are not block devices, so BLOCK_READ/BLOCK_WRITE on its handle must give
  * EINVAL (§10.5 rule 2) while "storage" keeps working. Prints
  * "block_reserved: ok" and exits 0, or "block_reserved: FAIL ..." and 1.

@@ -1,6 +1,6 @@
 /*
  * block_rw: exercises the block device "storage" through BLOCK_WRITE and
- * BLOCK_READ (spec §10.4, §10.5, §11). Usage:
+ * BLOCK_READ (docs/abi.md §10.4, §10.5, §11). Usage:
  *
  *   block_rw.hvt [rw] [SEED]   write the pattern of SEED to every block, read
  *                              every block back, then the edge cases below;

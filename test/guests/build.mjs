@@ -7,7 +7,7 @@
 // Each guest is compiled with the machine's gcc together with the runtime in
 // runtime/ and linked with runtime/guest.ld. A guest is rebuilt only if its
 // output is older than its source, any runtime file or this script. Every
-// built binary is checked against spec/HVT-ABI.md §19.1 before it is put in
+// built binary is checked against docs/abi.md §19.1 before it is put in
 // place. A guest may ask for special treatment with a comment line
 //   // hvt-build: no-check   (skip the §19.1 check, for deliberately bad ELFs)
 // On any failure: the compiler's own output, then one line saying what

@@ -1,6 +1,6 @@
 /*
  * fuzz_hypercalls: random hypercalls against the tender, each checked
- * against the spec (spec/HVT-ABI.md §9.2, §9.3, §10; README "Choices").
+ * against the spec (docs/abi.md §9.2, §9.3, §10; README "Choices").
  *
  *   fuzz_hypercalls.hvt SEED COUNT [verbose]
  *
@@ -761,7 +761,7 @@ static void final_call(unsigned i) {
 #ifdef FUZZ_NET
   case 19: {
     /* A frame shorter than an Ethernet header: the tap refuses it (EINVAL),
-     * a host I/O error that ends the run (spec §10.6). */
+     * a host I/O error that ends the run (docs/abi.md §10.6). */
     uint64_t gpa = POOL + below(POOL_SIZE - 32 + 1);
     wr64(gpa, NET_HANDLE);
     wr64(gpa + 8, ARENA + below(4096));

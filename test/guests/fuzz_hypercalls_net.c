@@ -5,7 +5,7 @@
  * EINVAL; reads give OK or AGAIN; frames of 14..65535 bytes go out), POLL
  * may report the net device, and one possible last call writes a frame
  * shorter than an Ethernet header, which the tap refuses (a host I/O error,
- * spec §10.6). Usage and output are those of fuzz_hypercalls.c; run it with
+ * docs/abi.md §10.6). Usage and output are those of fuzz_hypercalls.c; run it with
  * --net:service=TAP.
  *
  * The build rebuilds this guest only when this file is newer than its

@@ -1,5 +1,5 @@
 /* hostile: misbehaves in the way the first command-line word asks, to check
- * that the tender stays in control (spec §9.2, §9.3). Each mode prints
+ * that the tender stays in control (docs/abi.md §9.2, §9.3). Each mode prints
  * "mode: NAME" and, where useful, "expect: ..." with the address and size
  * the tender should reject, then acts. A mode the tender gets right never
  * returns; if the guest survives it prints "survived" and exits 0 (a
@@ -10,7 +10,7 @@
  *   puts-data-outside    PUTS data at mem_size+4096, len 5       gpa=mem_size+0x1000 sz=5
  *   puts-data-straddle   PUTS data at mem_size-4, len 8          gpa=mem_size-4 sz=8
  *   puts-wrap            data 0x200000, len 2^64-0x100 (wraps)   gpa=0x200000 sz=18446744073709551360
- *   puts-end-at-memsize  data mem_size-16, len 16 (end=mem_size; rejected, spec §9.3)
+ *   puts-end-at-memsize  data mem_size-16, len 16 (end=mem_size; rejected, docs/abi.md §9.3)
  *   puts-end-ok          data mem_size-16, len 15 (control: prints "top-of-memory!")
  *   walltime-outside     WALLTIME struct at mem_size-4           gpa=mem_size-4 sz=8
  *   poll-outside         POLL struct at mem_size-8               gpa=mem_size-8 sz=24

@@ -1,5 +1,5 @@
 /* net_echo: a minimal ARP + ICMP echo responder over the NET_* hypercalls
- * (spec §10.3, §10.6, §10.7, §12).
+ * (docs/abi.md §10.3, §10.6, §10.7, §12).
  *
  *   net_echo.hvt IP [N]         e.g. net_echo.hvt 10.77.0.2
  *

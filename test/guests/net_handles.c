@@ -1,5 +1,5 @@
 /* net_handles: NET_READ / NET_WRITE / POLL against a manifest that also holds
- * a block device (spec §9.4, §10.3, §10.6, §10.7). Entries: 1 = "service"
+ * a block device (docs/abi.md §9.4, §10.3, §10.6, §10.7). Entries: 1 = "service"
  * (NET_BASIC), 2 = "disk" (BLOCK_BASIC), so entries = 3.
  *
  * Prints one line per check, "NAME: got=R want=W ok|FAIL", then

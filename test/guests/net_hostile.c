@@ -1,12 +1,12 @@
 /* net_hostile: misuses NET_READ / NET_WRITE in the way the first
- * command-line word asks (spec §9.3, §10.6, §10.7). One NET_BASIC device
+ * command-line word asks (docs/abi.md §9.3, §10.6, §10.7). One NET_BASIC device
  * "service". Each mode prints "mode: NAME" and, for the modes the tender
  * must refuse, "expect: gpa=0x.. sz=N" with the region the tender should
  * name in `Invalid guest access: gpa=0x.., sz=N` (exit 1). If the guest
  * survives such a mode it prints "survived ret=N" and exits 2.
  *
  * top = bi->mem_size; [top, top + 2 MiB) is the hidden ring reservation
- * (mapped, but outside the memory hypercalls may name, spec §13.2).
+ * (mapped, but outside the memory hypercalls may name, docs/abi.md §13.2).
  *   read-struct-outside    NET_READ struct at top-16               gpa=top-16 sz=32
  *   write-struct-outside   NET_WRITE struct at top                 gpa=top sz=32
  *   read-data-outside      NET_READ data top+0x1000 (ring), 1514   gpa=top+0x1000 sz=1514

@@ -1,5 +1,5 @@
 /* quiet: handles leading --solo5:<level> options like the Solo5 bindings
- * (spec §19.5) and prints "Solo5: " banner lines only at INFO level or more
+ * (docs/abi.md §19.5) and prints "Solo5: " banner lines only at INFO level or more
  * verbose, then the application's own command line. */
 #include "hvt.h"
 

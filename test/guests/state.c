@@ -1,4 +1,4 @@
-/* state: prints the guest-visible entry state (spec §7, §19.2) as key=value
+/* state: prints the guest-visible entry state (docs/abi.md §7, §19.2) as key=value
  * lines: registers at entry (saved by _start), control registers, EFER,
  * descriptor tables and segment selectors, for the tests to compare. */
 #include "hvt.h"

@@ -5,7 +5,7 @@
 // issues the HALT hypercall with status 0 and passes readElf, checkAbiNote,
 // findNote(MANIFEST_NOTE), Manifest.parse and loadElf. Every field the
 // tender reads can be overridden: the ELF header, each program header, the
-// Solo5 ABI note and the manifest note (spec §3, §4).
+// Solo5 ABI note and the manifest note (docs/abi.md §3, §4).
 //
 // File layout produced by buildElf(): ELF header at 0, program header table
 // at 64, then the content of each segment (in order, 8-byte aligned), then
@@ -48,7 +48,7 @@ export const EHDR_SIZE = 64;
 export const PHDR_SIZE = 56;
 export const SHDR_SIZE = 64;
 
-/** Default placement of the image (spec §19.1). */
+/** Default placement of the image (docs/abi.md §19.1). */
 export const TEXT_VADDR = 0x100000;
 export const RODATA_VADDR = 0x101000;
 export const DATA_VADDR = 0x102000;
@@ -225,7 +225,7 @@ export interface NoteFields {
   /**
    * Alignment of the descriptor inside the note: the descriptor starts at
    * align_up(12 + padded name, descAlign), the padding bytes count in descsz
-   * (as Solo5's manifest note does, spec §3.5). Default 4.
+   * (as Solo5's manifest note does, docs/abi.md §3.5). Default 4.
    */
   descAlign?: number;
 }
@@ -265,7 +265,7 @@ export interface AbiNoteOptions {
   type?: number;
 }
 
-/** The Solo5 ABI note (.note.solo5.abi, spec §3.4). */
+/** The Solo5 ABI note (.note.solo5.abi, docs/abi.md §3.4). */
 export function abiNote(o: AbiNoteOptions = {}): Uint8Array {
   let desc = o.desc;
   if (!desc) {
@@ -306,7 +306,7 @@ export interface ManifestOptions {
 /** The reserved entry 0 every manifest starts with. */
 export const RESERVED_ENTRY: MftEntry = { name: '', type: MFT_RESERVED_FIRST };
 
-/** Manifest bytes (header + entries, spec §4.1): what Manifest.parse takes. */
+/** Manifest bytes (header + entries, docs/abi.md §4.1): what Manifest.parse takes. */
 export function manifestBytes(o: ManifestOptions = {}): Uint8Array {
   const entries = o.entries ?? [RESERVED_ENTRY, ...(o.devices ?? [])];
   const out = new Uint8Array(8 + MFT_ENTRY_SIZE * entries.length + (o.extra ?? 0));
@@ -334,7 +334,7 @@ export interface ManifestNoteOptions extends ManifestOptions {
   type?: number;
 }
 
-/** The Solo5 manifest note (.note.solo5.manifest, spec §3.5): 4 padding bytes then the manifest. */
+/** The Solo5 manifest note (.note.solo5.manifest, docs/abi.md §3.5): 4 padding bytes then the manifest. */
 export function manifestNote(o: ManifestNoteOptions = {}): Uint8Array {
   const f: NoteFields = { type: o.type ?? MANIFEST_NOTE_TYPE, desc: o.manifest ?? manifestBytes(o), descAlign: 8 };
   if (o.name !== undefined) f.name = o.name;

@@ -1,4 +1,4 @@
-// An independent model of spec §3.1–§3.5 and §4.2 for the ELF fuzz tests
+// An independent model of docs/abi.md §3.1–§3.5 and §4.2 for the ELF fuzz tests
 // (test/fuzz/elf.fuzz.test.ts): written from the spec, sharing no code with
 // monitor/, so the tender and the model can be checked against each other.
 import type { SegmentProtection } from '../../monitor/kernel/loader.js';

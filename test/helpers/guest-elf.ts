@@ -31,7 +31,7 @@ export function segments(path: string): Segment[] {
   return out;
 }
 
-/** kernel_end as spec §3.2 defines it: the highest aligned end of a
+/** kernel_end as docs/abi.md §3.2 defines it: the highest aligned end of a
  * file-backed PT_LOAD (BSS-only segments do not count). */
 export function kernelEnd(path: string): bigint {
   let end = 0n;

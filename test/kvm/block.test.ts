@@ -1,4 +1,4 @@
-// Block device module on real KVM (spec §4.3–4.5, §9.3, §10.4–10.5, §11):
+// Block device module on real KVM (docs/abi.md §4.3–4.5, §9.3, §10.4–10.5, §11):
 // options and their errors, data written by guests checked from the host,
 // persistence, 63 devices, host block devices, hostile guests, and no data
 // loss when the tender is SIGKILLed right after a write returned.

@@ -1,6 +1,6 @@
 // The core tender on real KVM: running a guest, exit statuses, the command
 // line handed to the guest, memory sizing, and the CLI behaviours that
-// orchestrators depend on (spec §1, §2, §6.1, §8.3, §14, "Behaviour worth
+// orchestrators depend on (docs/abi.md §1, §2, §6.1, §8.3, §14, "Behaviour worth
 // matching" 1-3, 6, 7).
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +64,7 @@ describeKvm('exit status', () => {
   });
 });
 
-describeKvm('guest command line length (spec §8.3)', () => {
+describeKvm('guest command line length (docs/abi.md §8.3)', () => {
   it('accepts exactly 8191 characters in one argument', () => {
     const arg = 'a'.repeat(8191);
     expectClean(runTender([HELLO, arg]), `Hello, world\ncmdline: ${arg}\n`);
@@ -90,7 +90,7 @@ describeKvm('guest command line length (spec §8.3)', () => {
   });
 });
 
-describeKvm('guest memory size (spec §6.1, §8.2)', () => {
+describeKvm('guest memory size (docs/abi.md §6.1, §8.2)', () => {
   const end = kernelEnd(MEMSIZE);
 
   it('defaults to 512 MiB and fills in the boot info', () => {

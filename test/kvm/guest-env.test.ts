@@ -1,4 +1,4 @@
-// What a guest sees while it runs: the entry state (spec §7, §19.2), TLS
+// What a guest sees while it runs: the entry state (docs/abi.md §7, §19.2), TLS
 // through FS base, the clocks and POLL (§10.1, §10.3), SSE/AVX, and the
 // guest-side --solo5: options (§19.5).
 import { expect, it } from 'vitest';
@@ -17,7 +17,7 @@ function field(stdout: string, key: string): string {
   return m[1];
 }
 
-describeKvm('entry state (spec §7.2-7.4, §19.2)', () => {
+describeKvm('entry state (docs/abi.md §7.2-7.4, §19.2)', () => {
   it.each([
     [[], 0x20000000],
     [['--mem=64'], 0x4000000],
@@ -90,7 +90,7 @@ describeKvm('SSE and AVX', () => {
   });
 });
 
-describeKvm('--solo5: options are the guest\'s business (spec §19.5)', () => {
+describeKvm('--solo5: options are the guest\'s business (docs/abi.md §19.5)', () => {
   const QUIET = guest('quiet');
 
   it('--solo5:quiet after KERNEL silences the Solo5: lines', () => {

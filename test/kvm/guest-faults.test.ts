@@ -1,7 +1,7 @@
 // Guests that go wrong: CPU exceptions handled by the guest (abort, status
 // 255 with a trap-frame cookie), writes to read-only segments, and hostile
 // hypercalls and port accesses. The tender must end each run itself with
-// one diagnostic line and status 1, never die of a signal (spec §3.3, §9.2,
+// one diagnostic line and status 1, never die of a signal (docs/abi.md §3.3, §9.2,
 // §9.3, §10.8, §14, §19.2).
 import { expect, it } from 'vitest';
 import { textRange } from '../helpers/guest-elf.js';
@@ -59,7 +59,7 @@ describeKvm('CPU exceptions caught by the guest (abort, status 255)', () => {
   });
 });
 
-describeKvm('writes to the read-only text segment (spec §3.3)', () => {
+describeKvm('writes to the read-only text segment (docs/abi.md §3.3)', () => {
   it('end the run with a host/guest translation fault at the store', () => {
     const r = runTender([guest('wtext')]);
     expect(r.signal).toBeNull();
@@ -75,7 +75,7 @@ describeKvm('writes to the read-only text segment (spec §3.3)', () => {
   });
 });
 
-describeKvm('hostile guests (spec §9.2, §9.3)', () => {
+describeKvm('hostile guests (docs/abi.md §9.2, §9.3)', () => {
   // mem_size is 512 MiB by default; each mode's gpa/sz follow from it.
   const cases: [string, (top: number) => string][] = [
     ['puts-struct-outside', (t) => `Invalid guest access: gpa=${hex(t)}, sz=16`],

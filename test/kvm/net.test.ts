@@ -1,4 +1,4 @@
-// Network device module on real KVM (spec §4.3–4.5, §6.1, §8.2, §9.3,
+// Network device module on real KVM (docs/abi.md §4.3–4.5, §6.1, §8.2, §9.3,
 // §10.3, §10.6–10.7, §12): guests answer ARP and ICMP echo through taps in
 // a private network namespace (test/helpers/netns.ts) while the host pings
 // them: a 10,000-packet flood, patterned payloads checked byte for byte by
@@ -261,7 +261,7 @@ describeNet('net: traffic (net_echo)', () => {
 
   it('start-up state: mem_size is the --mem size (4094 MiB for 4096), no ring, NET_READ with nothing pending is AGAIN, bad handles are EINVAL', async () => {
     // --mem=4096 cannot grow past the 4 GiB cap: the ring's 2 MiB come out of
-    // the guest's share (spec §6.1 step 5). --mem=2 is the smallest guest.
+    // the guest's share (docs/abi.md §6.1 step 5). --mem=2 is the smallest guest.
     const cases = [
       [['--mem=64'], 67108864],
       [[], 536870912],
@@ -368,7 +368,7 @@ describeNet('net: MAC addresses', () => {
     expect(neigh).toBe('0a:1b:2c:3d:4e:5f');
   }, 120_000);
 
-  it('--net-mac with one-digit groups (spec §12.1: 1-2 hex digits per group)', async () => {
+  it('--net-mac with one-digit groups (docs/abi.md §12.1: 1-2 hex digits per group)', async () => {
     const tap = ns.addTap();
     const { dev } = await echoOnce(ns, tap, [`--net:service=${tap.name}`, '--net-mac:service=2:0:5e:a:b:c']);
     expect(dev.mac).toBe('02:00:5e:0a:0b:0c');

@@ -1,5 +1,5 @@
 // SIGTERM and SIGINT end a run promptly and cleanly: "Exiting on signal N"
-// on stderr and status 1 (spec §14), whether the vCPU is busy in KVM_RUN
+// on stderr and status 1 (docs/abi.md §14), whether the vCPU is busy in KVM_RUN
 // (spin) or the tender is waiting on the guest's behalf (a long POLL).
 import { once } from 'node:events';
 import { expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Command line (spec §2), memory sizing (§6.1) and the guest command line (§8.3).
+// Command line (docs/abi.md §2), memory sizing (§6.1) and the guest command line (§8.3).
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';
 import { buildCmdline } from '../../monitor/vm/bootinfo.js';

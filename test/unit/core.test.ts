@@ -1,4 +1,4 @@
-// Core.dispatch over made-up exits (spec §9.2, §9.3, §10.1, §10.3, §10.8),
+// Core.dispatch over made-up exits (docs/abi.md §9.2, §9.3, §10.1, §10.3, §10.8),
 // with a fake vCPU and a fake CoreHost: no KVM involved.
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';

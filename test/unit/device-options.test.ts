@@ -1,4 +1,4 @@
-// Option syntax of the block and net modules (spec §2.3 rule 6, §11.1,
+// Option syntax of the block and net modules (docs/abi.md §2.3 rule 6, §11.1,
 // §12.1) and the shared manifest matching, without KVM.
 import { describe, expect, it } from 'vitest';
 import { thrownBy } from '../helpers/thrown.js';

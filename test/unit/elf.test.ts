@@ -1,4 +1,4 @@
-// ELF header acceptance (spec §3.1) and the Solo5 note reader (§3.4, §3.5,
+// ELF header acceptance (docs/abi.md §3.1) and the Solo5 note reader (§3.4, §3.5,
 // messages N0–N7 of §3.6), over images made by test/helpers/elf-builder.ts.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

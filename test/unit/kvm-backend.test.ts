@@ -1,4 +1,4 @@
-// KvmBackend over an injected fake NativeBinding (spec §7.1, §7.5–§7.7,
+// KvmBackend over an injected fake NativeBinding (docs/abi.md §7.1, §7.5–§7.7,
 // §9.2): host capability errors, vCPU configuration order and values, and the
 // struct kvm_run decoder. No /dev/kvm involved.
 import { describe, expect, it } from 'vitest';

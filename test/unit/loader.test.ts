@@ -1,4 +1,4 @@
-// The PT_LOAD loader (spec §3.2 rules 1–12, §3.3 host protections, §3.6
+// The PT_LOAD loader (docs/abi.md §3.2 rules 1–12, §3.3 host protections, §3.6
 // loader messages), with a fake LoadTarget that records protect() calls.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// Manifest validation (spec §4.2), lookup (§4.3) and the attached check (§4.4).
+// Manifest validation (docs/abi.md §4.2), lookup (§4.3) and the attached check (§4.4).
 import { describe, expect, it } from 'vitest';
 import { KernelError } from '../../monitor/errors.js';
 import { DeviceType, Entry, Manifest, MFT_MAX_ENTRIES, typeName } from '../../monitor/kernel/manifest.js';

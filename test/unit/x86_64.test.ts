@@ -1,4 +1,4 @@
-// x86_64 boot state byte for byte: page tables (spec §6.3), GDT (§7.2),
+// x86_64 boot state byte for byte: page tables (docs/abi.md §6.3), GDT (§7.2),
 // special and general registers in KVM's layouts (§7.3, §7.4, Appendix A),
 // and the boot info / manifest copy / command line placement (§8).
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 // The x86_64 boot state of arch/x86_64.ts in KVM's formats: struct
-// kvm_sregs and struct kvm_regs (offsets from spec Appendix A).
+// kvm_sregs and struct kvm_regs (offsets from docs/abi.md Appendix A).
 import {
   initialGeneralRegisters,
   initialSpecialRegisters,

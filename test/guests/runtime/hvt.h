@@ -1,6 +1,6 @@
 /*
  * Freestanding runtime for the ukvm-ts test unikernels (guest side of the
- * Solo5 hvt ABI, spec/HVT-ABI.md). No libc: everything a guest needs is here
+ * Solo5 hvt ABI, docs/abi.md). No libc: everything a guest needs is here
  * or in lib.c. A guest defines
  *
  *     HVT_MANIFEST();                                  // no devices, or
@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- ABI constants (spec §5, §9.1) ---- */
+/* ---- ABI constants (docs/abi.md §5, §9.1) ---- */
 #define HVT_ABI_TARGET 1
 #define HVT_ABI_VERSION 2
 #define HVT_NOTE_TYPE_ABI 0x31494241u      /* "ABI1" */
@@ -40,7 +40,7 @@ enum hvt_hypercall {
 
 enum hvt_result { HVT_OK = 0, HVT_AGAIN = 1, HVT_EINVAL = 2, HVT_EUNSPEC = 3 };
 
-/* ---- Boot info (spec §8.2), at GPA 0x10000, read-only for the guest ---- */
+/* ---- Boot info (docs/abi.md §8.2), at GPA 0x10000, read-only for the guest ---- */
 struct hvt_boot_info {
   uint64_t mem_size;
   uint64_t kernel_end;
@@ -53,7 +53,7 @@ struct hvt_boot_info {
 };
 _Static_assert(sizeof(struct hvt_boot_info) == 56, "boot info is 56 bytes");
 
-/* ---- Hypercall argument structures (spec §10) ---- */
+/* ---- Hypercall argument structures (docs/abi.md §10) ---- */
 struct hvt_hc_walltime { uint64_t nsecs; };
 struct hvt_hc_puts { uint64_t data; uint64_t len; };
 struct hvt_hc_poll { uint64_t timeout_nsecs; uint64_t ready_set; int32_t ret; uint32_t pad; };
@@ -67,7 +67,7 @@ _Static_assert(sizeof(struct hvt_hc_block_io) == 40, "block io");
 _Static_assert(sizeof(struct hvt_hc_net_io) == 32, "net io");
 _Static_assert(sizeof(struct hvt_hc_halt) == 16, "halt");
 
-/* ---- Manifest (spec §4.1) ---- */
+/* ---- Manifest (docs/abi.md §4.1) ---- */
 #define HVT_MFT_VERSION 1
 #define HVT_MFT_MAX_ENTRIES 64
 #define HVT_MFT_NAME_SIZE 68
@@ -120,7 +120,7 @@ struct hvt_note_hdr {
   (sizeof((struct hvt_mft_entry[]){ { .type = 0 }, __VA_ARGS__ }) / sizeof(struct hvt_mft_entry))
 
 /*
- * The manifest note (spec §3.5, §19.1): 20-byte note header, 4 zero bytes,
+ * The manifest note (docs/abi.md §3.5, §19.1): 20-byte note header, 4 zero bytes,
  * then manifest v1 with entry 0 = "" / RESERVED_FIRST and one entry per
  * device. The note is 4-aligned like Solo5's (descsz counts the 4 padding
  * bytes, so readelf parses it as a 4-byte-aligned note). Used exactly once per guest, at file scope. HVT_MANIFEST() with no
@@ -162,7 +162,7 @@ static inline uint32_t hvt_inl(uint16_t port) {
 }
 
 /*
- * Issue hypercall `nr` with the argument structure at `arg` (spec §9.1): a
+ * Issue hypercall `nr` with the argument structure at `arg` (docs/abi.md §9.1): a
  * 32-bit OUT of the structure's GPA to port 0x500+nr. The structure must be
  * in writable guest memory below 4 GiB; the "memory" clobber is the compiler
  * barrier that makes the tender's writes visible to the code after it.

@@ -1,7 +1,7 @@
 /*
  * Entry point of every test unikernel. The tender enters here in 64-bit mode
  * with RDI = 0x10000 (boot info), RSP = mem_size - 8, RFLAGS = 0x2 and every
- * other general register zero (spec §7.4, §19.2). The registers are recorded
+ * other general register zero (docs/abi.md §7.4, §19.2). The registers are recorded
  * in hvt_entry_regs (for the state guest) before anything changes them; then
  * the stack is aligned for a C call and hvt_runtime_start, which never
  * returns, takes over.
@@ -36,7 +36,7 @@ _start:
 	jmp 1b
 	.size _start, . - _start
 
-/* The ABI note (spec §3.4): its own PT_NOTE, placed by the linker script. */
+/* The ABI note (docs/abi.md §3.4): its own PT_NOTE, placed by the linker script. */
 	.section .note.solo5.abi, "a", @note
 	.balign 4
 	.long 6			/* namesz: "Solo5\0" */

@@ -11,6 +11,8 @@ export const BOOT_INFO_GPA = 0x10000;
 export const MANIFEST_GPA = 0x10038; // right after the 56 bytes of boot info
 export const CMDLINE_SIZE = 8192; // 8191 characters + NUL
 export const HALT_COOKIE_SIZE = 512;
+/** Entries a manifest may have, the reserved entry 0 included (§4.1). */
+export const MFT_MAX_ENTRIES = 64;
 
 export const MiB = 1 << 20;
 export const GUEST_PAGE = 2 * MiB;

@@ -1,7 +1,9 @@
 // ELF64 parsing for hvt unikernels (docs/abi.md §3.1, §3.4–§3.6): the header and
 // program headers, and the Solo5 note reader. Loading into guest memory is
-// monitor/loader.ts. All file values are u64 and handled as BigInt here, so
+// kernel/loader.ts. All file values are u64 and handled as BigInt here, so
 // nothing a hostile file says is ever rounded. Messages follow §3.6.
+import { HVT_ABI_TARGET, HVT_ABI_VERSION, MFT_MAX_ENTRIES } from '../abi/constants.js';
+import { MFT_ENTRY, MFT_HEADER } from '../abi/layouts.js';
 import { KernelError } from '../errors.js';
 
 /** Where the bytes of a kernel come from: a file descriptor or a buffer. */
@@ -56,6 +58,13 @@ export interface ElfImage {
 }
 
 const EHDR_SIZE = 64;
+/** ELF identification and header values of an x86_64 hvt unikernel (§3.1). */
+const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46]; // "\x7fELF"
+const ELFCLASS64 = 2;
+const ELFDATA2LSB = 1;
+const ET_EXEC = 2;
+const EM_X86_64 = 62;
+const EV_CURRENT = 1;
 const PHDR_SIZE = 56;
 
 /** "<K>: invalid executable: …" */
@@ -72,12 +81,12 @@ export function readElf(src: ByteSource, kernel: string): ElfImage {
   }
   const v = new DataView(eh.buffer);
   const ok =
-    eh[0] === 0x7f && eh[1] === 0x45 && eh[2] === 0x4c && eh[3] === 0x46 &&
-    eh[4] === 2 && // ELFCLASS64
-    eh[5] === 1 && // little-endian
-    v.getUint16(16, true) === 2 && // ET_EXEC
-    v.getUint16(18, true) === 62 && // EM_X86_64
-    v.getUint32(20, true) === 1 &&
+    ELF_MAGIC.every((b, i) => eh[i] === b) &&
+    eh[4] === ELFCLASS64 &&
+    eh[5] === ELFDATA2LSB &&
+    v.getUint16(16, true) === ET_EXEC &&
+    v.getUint16(18, true) === EM_X86_64 &&
+    v.getUint32(20, true) === EV_CURRENT &&
     v.getUint16(52, true) === EHDR_SIZE &&
     v.getUint16(54, true) === PHDR_SIZE &&
     v.getUint16(56, true) >= 1;
@@ -116,7 +125,9 @@ export interface NoteSpec {
 }
 
 export const ABI_NOTE: NoteSpec = { type: 0x31494241, align: 4, maxDescsz: 32 };
-export const MANIFEST_NOTE: NoteSpec = { type: 0x3154464d, align: 8, maxDescsz: 6668 };
+// The largest manifest note descriptor: 4 bytes of padding (the manifest is
+// 8-aligned), the header and 64 entries (§3.5, §4.1).
+export const MANIFEST_NOTE: NoteSpec = { type: 0x3154464d, align: 8, maxDescsz: 4 + MFT_HEADER.size + MFT_MAX_ENTRIES * MFT_ENTRY.size };
 
 const NOTE_HDR = 20; // namesz, descsz, type, 8-byte name field
 const SOLO5_NAME = [0x53, 0x6f, 0x6c, 0x6f, 0x35, 0x00]; // "Solo5\0"
@@ -171,7 +182,7 @@ export function checkAbiNote(src: ByteSource, elf: ElfImage, kernel: string): vo
   // (the reference would read past it).
   if (!desc || desc.length < 8) throw new KernelError(`${kernel}: No Solo5 ABI information found in executable`);
   const v = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
-  if (v.getUint32(0, true) !== 1) throw new KernelError(`${kernel}: Executable is not for the solo5-hvt target`);
+  if (v.getUint32(0, true) !== HVT_ABI_TARGET) throw new KernelError(`${kernel}: Executable is not for the solo5-hvt target`);
   const version = v.getUint32(4, true);
-  if (version !== 2) throw new KernelError(`${kernel}: Executable requests unsupported ABI version ${version}`);
+  if (version !== HVT_ABI_VERSION) throw new KernelError(`${kernel}: Executable requests unsupported ABI version ${version}`);
 }

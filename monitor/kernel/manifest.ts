@@ -1,12 +1,13 @@
 // The application manifest (docs/abi.md §4): parsing and validation of the note's
 // descriptor, the tender's working copy that modules attach devices to, and
 // the bytes copied into guest memory at boot.
+import { MFT_MAX_ENTRIES } from '../abi/constants.js';
 import { MFT_ENTRY, MFT_HEADER, MFT_NAME_SIZE } from '../abi/layouts.js';
 import { KernelError } from '../errors.js';
 import { decodeLossless } from '../text.js';
 
 export const MFT_VERSION = 1;
-export const MFT_MAX_ENTRIES = 64;
+export { MFT_MAX_ENTRIES };
 export const MFT_ENTRY_SIZE = MFT_ENTRY.size;
 export const MFT_HEADER_SIZE = MFT_HEADER.size;
 export { MFT_NAME_SIZE };

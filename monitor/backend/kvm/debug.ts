@@ -164,20 +164,21 @@ export function kvmGuestDebug(config: DebugConfig): Uint8Array {
 /**
  * Decodes a KVM_EXIT_DEBUG (exit reason 4) run area: kvm_run.debug.arch's
  * exception, pc and dr6. #BP (3) is 'breakpoint'; #DB (1) is 'hardware' when
- * DR6 names a debug register (B0–B3), else 'step' (DR6.BS). `rip` is the pc
- * KVM reports (the linear RIP; CS base is 0 in long mode); dr6 is as KVM gives
- * it (active-low bits set, e.g. 0xffff4ff0 for a step). Any other run area
- * decodes as { kind: 'other' } with its exit reason.
+ * DR6 names a debug register (B0–B3; also when DR6.BS says a step came with
+ * it), else 'step' (DR6.BS). `rip` is the pc KVM reports (the linear RIP; CS
+ * base is 0 in long mode); dr6 is as KVM gives it (active-low bits set, e.g.
+ * 0xffff4ff0 for a step). x86 KVM reports no other vector; one would decode,
+ * like any run area that is not a debug exit, as { kind: 'other' } with the
+ * exit reason (so the core calls it an unhandled exit).
  */
 export function decodeDebugExit(run: DataView): VcpuExit {
   const reason = run.getUint32(KVM_RUN_OFFSETS.exitReason, true);
-  if (reason !== EXIT_DEBUG) return { kind: 'other', reason };
   const exception = run.getUint32(KVM_RUN_OFFSETS.debugException, true);
+  if (reason !== EXIT_DEBUG || (exception !== DB_VECTOR && exception !== BP_VECTOR)) return { kind: 'other', reason };
   const rip = run.getBigUint64(KVM_RUN_OFFSETS.debugPc, true);
   const dr6 = run.getBigUint64(KVM_RUN_OFFSETS.debugDr6, true);
   if (exception === BP_VECTOR) return { kind: 'debug', reason: 'breakpoint', rip, dr6 };
-  if (exception === DB_VECTOR && (dr6 & DR6_B0_B3) !== 0n) return { kind: 'debug', reason: 'hardware', rip, dr6 };
-  return { kind: 'debug', reason: 'step', rip, dr6 };
+  return { kind: 'debug', reason: (dr6 & DR6_B0_B3) !== 0n ? 'hardware' : 'step', rip, dr6 };
 }
 
 /**

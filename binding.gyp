@@ -1,15 +1,36 @@
 {
+  "variables": {
+    "ukvm_cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+    "ukvm_linux_sources": [
+      "native/kvm_linux.cc",
+      "native/vcpu_linux.cc",
+      "native/vcpu_debug_linux.cc",
+      "native/host_signals_linux.cc",
+      "native/host_waitset_linux.cc",
+      "native/host_tap_linux.cc"
+    ]
+  },
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions"],
+    "cflags_cc": ["<@(ukvm_cflags_cc)"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"]
+  },
   "targets": [
     {
       "target_name": "ukvm_native",
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "sources": ["native/addon.cc", "native/io_posix.cc"],
+      "sources": ["native/addon.cc", "native/host_io_posix.cc"],
       "conditions": [
-        ["OS=='linux'", { "sources": ["native/kvm_linux.cc", "native/vcpu_linux.cc", "native/signals_linux.cc", "native/waitset_linux.cc", "native/bench_linux.cc", "native/tap_linux.cc"] }]
+        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)"] }]
+      ]
+    },
+    {
+      "target_name": "ukvm_bench",
+      "defines": ["UKVM_BENCH"],
+      "sources": ["native/addon.cc", "native/host_io_posix.cc"],
+      "conditions": [
+        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)", "native/bench_linux.cc"] }]
       ]
     }
   ]

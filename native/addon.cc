@@ -1,33 +1,44 @@
-// Registration of every native export. The typed declaration of the whole
-// surface is native/binding.d.ts; keep the two in step.
+// Registration of every native export. Built twice (binding.gyp):
+//   ukvm_native.node — the product: the kvm and host surfaces
+//                      (native/binding/kvm.ts, native/binding/host.ts);
+//   ukvm_bench.node  — the same plus the bench-only floor loop
+//                      (native/binding/bench.ts), compiled with UKVM_BENCH.
+// The product never loads the bench addon. Each addon has its own vCPU
+// table: a token from one means nothing to the other. Keep the typed
+// declarations in native/binding/ in step with what is registered here
+// (native/binding/load.ts checks the shape at load). Elsewhere than Linux
+// only the POSIX host exports exist, and the shape check says which are
+// missing.
 #include "native_util.h"
-
 
 namespace ukvm {
 #ifndef __linux__
 void RegisterKvm(Napi::Env, Napi::Object) {}
 void RegisterVcpu(Napi::Env, Napi::Object) {}
+void RegisterVcpuDebug(Napi::Env, Napi::Object) {}
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
-void RegisterBench(Napi::Env, Napi::Object) {}
 void RegisterTap(Napi::Env, Napi::Object) {}
+void RegisterBench(Napi::Env, Napi::Object) {}
 #endif
 }  // namespace ukvm
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterKvm(env, exports);
   ukvm::RegisterVcpu(env, exports);
+  ukvm::RegisterVcpuDebug(env, exports);
+  ukvm::RegisterIo(env, exports);
   ukvm::RegisterSignals(env, exports);
   ukvm::RegisterWaitset(env, exports);
-  ukvm::RegisterBench(env, exports);
-  ukvm::RegisterIo(env, exports);
   ukvm::RegisterTap(env, exports);
-#ifdef __linux__
-  exports.Set("platform", Napi::String::New(env, "linux-kvm"));
-#else
-  exports.Set("platform", Napi::String::New(env, "unsupported"));
+#ifdef UKVM_BENCH
+  ukvm::RegisterBench(env, exports);
 #endif
   return exports;
 }
 
+#ifdef UKVM_BENCH
+NODE_API_MODULE(ukvm_bench, Init)
+#else
 NODE_API_MODULE(ukvm_native, Init)
+#endif

@@ -1,8 +1,11 @@
 // Linux KVM, system and VM level: one export per ioctl, plus the triple that
 // must not be separated (create VM + map guest memory + register it), so no
 // host address ever reaches JavaScript. No policy here: checks of API
-// version, capabilities and sizes are made in monitor/backend/kvm.ts. The
-// vCPU exports are in vcpu_linux.cc.
+// version, capabilities and sizes are made in monitor/backend/kvm/. The
+// vCPU exports are in vcpu_linux.cc and vcpu_debug_linux.cc. Also exported:
+// the struct kvm_run size and the offset of every field TypeScript reads,
+// each pinned here to the value docs/abi.md Appendix A gives, and checked
+// again by native/binding/load.ts when the addon is loaded.
 #include "kvm_common.h"
 
 #include <fcntl.h>
@@ -10,9 +13,50 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <vector>
 
 namespace ukvm {
+
+// The kvm_run fields the TypeScript decoder reads (monitor/backend/kvm/),
+// named as in native/binding/kvm.ts KVM_RUN_OFFSETS.
+struct RunField {
+  const char* name;
+  size_t offset;
+};
+#define UKVM_RUN_FIELD(js, member, expected)                                      \
+  static_assert(offsetof(struct kvm_run, member) == (expected), "kvm_run." #member); \
+  constexpr RunField kRun_##js{#js, offsetof(struct kvm_run, member)};
+UKVM_RUN_FIELD(immediateExit, immediate_exit, 1)
+UKVM_RUN_FIELD(exitReason, exit_reason, 8)
+UKVM_RUN_FIELD(ioDirection, io.direction, 32)
+UKVM_RUN_FIELD(ioSize, io.size, 33)
+UKVM_RUN_FIELD(ioPort, io.port, 34)
+UKVM_RUN_FIELD(ioCount, io.count, 36)
+UKVM_RUN_FIELD(ioDataOffset, io.data_offset, 40)
+UKVM_RUN_FIELD(mmioPhysAddr, mmio.phys_addr, 32)
+UKVM_RUN_FIELD(mmioData, mmio.data, 40)
+UKVM_RUN_FIELD(mmioLen, mmio.len, 48)
+UKVM_RUN_FIELD(mmioIsWrite, mmio.is_write, 52)
+UKVM_RUN_FIELD(failEntryReason, fail_entry.hardware_entry_failure_reason, 32)
+UKVM_RUN_FIELD(internalSuberror, internal.suberror, 32)
+UKVM_RUN_FIELD(debugException, debug.arch.exception, 32)
+UKVM_RUN_FIELD(debugPc, debug.arch.pc, 40)
+UKVM_RUN_FIELD(debugDr6, debug.arch.dr6, 48)
+UKVM_RUN_FIELD(debugDr7, debug.arch.dr7, 56)
+#undef UKVM_RUN_FIELD
+static_assert(sizeof(struct kvm_run) == 2352, "struct kvm_run size (Appendix A)");
+static_assert(sizeof(((struct kvm_run*)nullptr)->io.data_offset) == 8, "io.data_offset is a u64");
+static_assert(KVM_EXIT_IO == 2 && KVM_EXIT_DEBUG == 4 && KVM_EXIT_HLT == 5 && KVM_EXIT_MMIO == 6 &&
+                  KVM_EXIT_SHUTDOWN == 8 && KVM_EXIT_FAIL_ENTRY == 9 && KVM_EXIT_INTERNAL_ERROR == 17,
+              "exit reasons (Appendix A)");
+
+constexpr RunField kRunFields[] = {
+    kRun_immediateExit, kRun_exitReason, kRun_ioDirection, kRun_ioSize, kRun_ioPort, kRun_ioCount,
+    kRun_ioDataOffset, kRun_mmioPhysAddr, kRun_mmioData, kRun_mmioLen, kRun_mmioIsWrite,
+    kRun_failEntryReason, kRun_internalSuberror, kRun_debugException, kRun_debugPc, kRun_debugDr6,
+    kRun_debugDr7,
+};
 
 // openKvm(): fd of /dev/kvm, opened read/write and close-on-exec.
 static Napi::Value OpenKvm(const Napi::CallbackInfo& info) {
@@ -130,14 +174,6 @@ static Napi::Value Protect(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// closeFd(fd)
-static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
-  int fd;
-  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  if (close(fd) < 0) ThrowErrno(info.Env(), "close", errno);
-  return info.Env().Undefined();
-}
-
 void RegisterKvm(Napi::Env env, Napi::Object exports) {
   exports.Set("openKvm", Napi::Function::New(env, OpenKvm));
   exports.Set("apiVersion", Napi::Function::New(env, ApiVersion));
@@ -146,8 +182,10 @@ void RegisterKvm(Napi::Env env, Napi::Object exports) {
   exports.Set("supportedCpuid", Napi::Function::New(env, SupportedCpuid));
   exports.Set("createVm", Napi::Function::New(env, CreateVm));
   exports.Set("protect", Napi::Function::New(env, Protect));
-  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("kvmRunSize", Num(env, sizeof(struct kvm_run)));
+  Napi::Object offsets = Napi::Object::New(env);
+  for (const RunField& f : kRunFields) offsets.Set(f.name, Num(env, static_cast<double>(f.offset)));
+  exports.Set("kvmRunOffsets", offsets);
 }
 
 }  // namespace ukvm

@@ -76,12 +76,16 @@ inline uint8_t* ArgBytes(const Napi::CallbackInfo& info, size_t i, size_t len) {
 // returns its slot, or -1 with a pending TypeError.
 int ArgSlot(const Napi::CallbackInfo& info, size_t i);
 
-void RegisterKvm(Napi::Env env, Napi::Object exports);
-void RegisterVcpu(Napi::Env env, Napi::Object exports);
-void RegisterSignals(Napi::Env env, Napi::Object exports);
-void RegisterWaitset(Napi::Env env, Napi::Object exports);
-void RegisterBench(Napi::Env env, Napi::Object exports);
-void RegisterIo(Napi::Env env, Napi::Object exports);
-void RegisterTap(Napi::Env env, Napi::Object exports);
+// Registration, one function per source file. KVM (Linux only):
+void RegisterKvm(Napi::Env env, Napi::Object exports);        // kvm_linux.cc
+void RegisterVcpu(Napi::Env env, Napi::Object exports);       // vcpu_linux.cc
+void RegisterVcpuDebug(Napi::Env env, Napi::Object exports);  // vcpu_debug_linux.cc
+// Host:
+void RegisterIo(Napi::Env env, Napi::Object exports);       // host_io_posix.cc
+void RegisterSignals(Napi::Env env, Napi::Object exports);  // host_signals_linux.cc
+void RegisterWaitset(Napi::Env env, Napi::Object exports);  // host_waitset_linux.cc
+void RegisterTap(Napi::Env env, Napi::Object exports);      // host_tap_linux.cc
+// The bench addon only (target ukvm_bench):
+void RegisterBench(Napi::Env env, Napi::Object exports);  // bench_linux.cc
 
 }  // namespace ukvm

@@ -1,18 +1,39 @@
-// Linux KVM, vCPU level: creation (with its run area and a slot in the
-// process-wide table), KVM_RUN, registers, CPUID and TSC rate. One export per
-// ioctl; JavaScript names a vCPU by its token (vcpu_registry.h).
+// Linux KVM, vCPU level: the process-wide vCPU table, creation (with its run
+// area and a slot in the table), KVM_RUN, registers, CPUID and TSC rate, and
+// the cross-thread controls kick/stopRequested/threadCpuNs. One export per
+// ioctl; JavaScript names a vCPU by its token (vcpu_registry.h). Debug
+// ioctls and interrupt() are in vcpu_debug_linux.cc.
 #include "kvm_common.h"
 #include "vcpu_registry.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vector>
 
 namespace ukvm {
 
+VcpuSlot g_vcpus[kMaxVcpus];
 static std::atomic<int> g_interrupters{0};  // handlers/kicks in flight (see DestroyVcpu)
+
+// Async-signal-safe: atomics, write(2) and pthread_kill(3) only.
+void InterruptSlot(int i) {
+  VcpuSlot& s = g_vcpus[i];
+  if (!s.used.load()) return;
+  if (s.run) __atomic_store_n(&s.run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  if (s.wake_fd >= 0) {
+    uint64_t one = 1;
+    ssize_t r = write(s.wake_fd, &one, sizeof one);
+    (void)r;
+  }
+  if (s.has_thread.load()) {
+    pthread_t t = s.thread.load();
+    if (!pthread_equal(t, pthread_self())) pthread_kill(t, KickSignal());
+  }
+}
 
 int ArgSlot(const Napi::CallbackInfo& info, size_t i) {
   int slot = info.Length() > i && info[i].IsNumber() ? LiveSlot(info[i].As<Napi::Number>().DoubleValue()) : -1;
@@ -107,6 +128,7 @@ static Napi::Value CreateVcpu(const Napi::CallbackInfo& info) {
   s.thread.store(pthread_self());
   s.has_thread.store(true);
   s.stop.store(false);
+  s.interrupt.store(false);
   uint32_t gen = s.generation.fetch_add(1) + 1;
   s.used.store(true);
   Napi::Object out = Napi::Object::New(env);
@@ -141,8 +163,9 @@ void EnterInterrupt() { g_interrupters.fetch_add(1); }
 void LeaveInterrupt() { g_interrupters.fetch_sub(1); }
 
 // run(token): one KVM_RUN. Returns 0 when the run area holds an exit to decode,
-// 1 when interrupted (EINTR, or a signal/kick is pending), 2 on EFAULT (the
-// host could not back a guest access: a host/guest translation fault).
+// 1 when interrupted (EINTR, or a signal, kick or interrupt() is pending), 2 on
+// EFAULT (the host could not back a guest access: a host/guest translation
+// fault).
 static Napi::Value Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int slot = ArgSlot(info, 0);
@@ -150,7 +173,7 @@ static Napi::Value Run(const Napi::CallbackInfo& info) {
   VcpuSlot& s = g_vcpus[slot];
   s.thread.store(pthread_self());
   s.has_thread.store(true);
-  if (g_pending_signal.load() != 0 || s.stop.load()) return Num(env, 1);
+  if (g_pending_signal.load() != 0 || s.stop.load() || s.interrupt.load()) return Num(env, 1);
   if (ioctl(s.fd, KVM_RUN, 0) == 0) return Num(env, 0);
   int e = errno;
   if (e == EINTR || e == EAGAIN) return Num(env, 1);
@@ -160,25 +183,45 @@ static Napi::Value Run(const Napi::CallbackInfo& info) {
 }
 
 // Register-file transfers: getRegs/setRegs (144 bytes), getSregs/setSregs (312).
-template <typename T, unsigned long REQ>
-static Napi::Value RegsIoctl(const Napi::CallbackInfo& info, const char* name) {
-  int fd;
-  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
-  uint8_t* bytes = ArgBytes(info, 1, sizeof(T));
-  if (!bytes) return info.Env().Undefined();
-  T regs;
-  memcpy(&regs, bytes, sizeof regs);
-  if (ioctl(fd, REQ, &regs) < 0) {
-    ThrowErrno(info.Env(), name, errno);
-    return info.Env().Undefined();
+static Napi::Value GetRegs(const Napi::CallbackInfo& i) { return StructIoctl<kvm_regs, KVM_GET_REGS>(i, "KVM_GET_REGS"); }
+static Napi::Value SetRegs(const Napi::CallbackInfo& i) { return StructIoctl<kvm_regs, KVM_SET_REGS>(i, "KVM_SET_REGS"); }
+static Napi::Value GetSregs(const Napi::CallbackInfo& i) { return StructIoctl<kvm_sregs, KVM_GET_SREGS>(i, "KVM_GET_SREGS"); }
+static Napi::Value SetSregs(const Napi::CallbackInfo& i) { return StructIoctl<kvm_sregs, KVM_SET_SREGS>(i, "KVM_SET_SREGS"); }
+
+// kick(token): ask a vCPU (possibly on another thread) to stop running.
+// Returns false if that vCPU no longer exists (nothing to stop).
+static Napi::Value Kick(const Napi::CallbackInfo& info) {
+  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  EnterInterrupt();  // before the liveness check, so destroyVcpu waits for us
+  int slot = LiveSlot(token);
+  if (slot >= 0) {
+    g_vcpus[slot].stop.store(true);
+    InterruptSlot(slot);
   }
-  memcpy(bytes, &regs, sizeof regs);
-  return info.Env().Undefined();
+  LeaveInterrupt();
+  return Napi::Boolean::New(info.Env(), slot >= 0);
 }
-static Napi::Value GetRegs(const Napi::CallbackInfo& i) { return RegsIoctl<kvm_regs, KVM_GET_REGS>(i, "KVM_GET_REGS"); }
-static Napi::Value SetRegs(const Napi::CallbackInfo& i) { return RegsIoctl<kvm_regs, KVM_SET_REGS>(i, "KVM_SET_REGS"); }
-static Napi::Value GetSregs(const Napi::CallbackInfo& i) { return RegsIoctl<kvm_sregs, KVM_GET_SREGS>(i, "KVM_GET_SREGS"); }
-static Napi::Value SetSregs(const Napi::CallbackInfo& i) { return RegsIoctl<kvm_sregs, KVM_SET_SREGS>(i, "KVM_SET_SREGS"); }
+
+// stopRequested(token): whether kick() was called for this vCPU.
+static Napi::Value StopRequested(const Napi::CallbackInfo& info) {
+  int slot = ArgSlot(info, 0);
+  if (slot < 0) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), g_vcpus[slot].stop.load());
+}
+
+// threadCpuNs(token): CPU time in ns of the thread running that vCPU (guest
+// time included), readable from any thread; -1 if the vCPU no longer exists.
+static Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
+  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  int slot = LiveSlot(token);
+  if (slot < 0 || !g_vcpus[slot].has_thread.load()) return Napi::Number::New(info.Env(), -1);
+  clockid_t clock;
+  struct timespec ts;
+  if (pthread_getcpuclockid(g_vcpus[slot].thread.load(), &clock) != 0 || clock_gettime(clock, &ts) != 0) {
+    return Napi::Number::New(info.Env(), -1);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec));
+}
 
 void RegisterVcpu(Napi::Env env, Napi::Object exports) {
   exports.Set("createVcpu", Napi::Function::New(env, CreateVcpu));
@@ -190,6 +233,9 @@ void RegisterVcpu(Napi::Env env, Napi::Object exports) {
   exports.Set("setSregs", Napi::Function::New(env, SetSregs));
   exports.Set("tscKhz", Napi::Function::New(env, TscKhz));
   exports.Set("run", Napi::Function::New(env, Run));
+  exports.Set("kick", Napi::Function::New(env, Kick));
+  exports.Set("stopRequested", Napi::Function::New(env, StopRequested));
+  exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs));
 }
 
 }  // namespace ukvm

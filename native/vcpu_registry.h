@@ -1,6 +1,7 @@
-// Process-wide table of running vCPUs. The signal handler and kick() read it
-// to interrupt a vCPU thread that sits in KVM_RUN or in a POLL wait; JS only
-// ever sees the slot index, never the run area's host address.
+// Process-wide table of running vCPUs (defined in vcpu_linux.cc). The signal
+// handler, kick() and interrupt() read it to get a vCPU thread out of KVM_RUN
+// or its POLL wait; JS only ever sees a token, never the run area's host
+// address.
 #pragma once
 #include <atomic>
 #include <pthread.h>
@@ -18,7 +19,8 @@ struct VcpuSlot {
   struct kvm_run* run = nullptr;     // mmap'd run area (owned by an ArrayBuffer)
   std::atomic<bool> has_thread{false};
   std::atomic<pthread_t> thread{};   // thread that last called run()
-  std::atomic<bool> stop{false};     // kick() was called
+  std::atomic<bool> stop{false};     // kick() was called: the run ends
+  std::atomic<bool> interrupt{false};  // interrupt() posted, not yet taken (one-shot)
   std::atomic<uint32_t> generation{0};  // bumped each time the slot is reused
 };
 
@@ -36,11 +38,13 @@ inline int LiveSlot(double token) {
   VcpuSlot& s = g_vcpus[slot];
   return s.used.load() && s.generation.load() == gen ? slot : -1;
 }
-// First SIGINT/SIGTERM number caught, 0 if none (see signals_linux.cc).
+// First SIGINT/SIGTERM number caught, 0 if none (see host_signals_linux.cc).
 extern std::atomic<int> g_pending_signal;
 // Signal used to knock a vCPU thread out of KVM_RUN / epoll (no-op handler).
 int KickSignal();
-// Makes slot i leave KVM_RUN or its POLL wait as soon as possible.
+// Makes slot i leave KVM_RUN or its POLL wait as soon as possible: sets
+// kvm_run.immediate_exit, writes the wake eventfd, and signals the vCPU's
+// thread (unless that is the calling thread). Async-signal-safe.
 void InterruptSlot(int i);
 // Bracket code that may touch slots from a signal handler or another thread,
 // so destroyVcpu can wait for it before closing descriptors.

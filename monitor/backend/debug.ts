@@ -34,4 +34,10 @@ export interface DebugVcpu {
   getFpu(): FpuState;
   /** Applies a debug configuration; { singleStep: false, softwareBreakpoints: false, hardware: [] } turns debugging off. */
   setDebug(config: DebugConfig): void;
+  /**
+   * From any thread: makes the running vCPU leave the guest once (a
+   * debugger's Ctrl-C); its run() then returns { kind: 'debug', reason:
+   * 'interrupt' } and the guest goes on when run again. False if the vCPU is gone.
+   */
+  interrupt(): boolean;
 }

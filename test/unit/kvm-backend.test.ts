@@ -29,12 +29,14 @@ interface Fake {
   runResults: number[];
   signal: number;
   stop: boolean;
+  /** interrupt() calls not yet taken. */
+  interrupts: number;
 }
 
 /** Everything KvmBackend needs, recording calls; `over` replaces members. */
 function fake(over: Record<string, unknown> = {}): Fake {
   const runArea = new ArrayBuffer(3 * 4096);
-  const f = { calls: [] as string[], run: new DataView(runArea), runResults: [] as number[], signal: 0, stop: false } as Fake;
+  const f = { calls: [] as string[], run: new DataView(runArea), runResults: [] as number[], signal: 0, stop: false, interrupts: 0 } as Fake;
   const rec = (name: string, ...args: unknown[]) => f.calls.push(`${name}(${args.map((a) => (a instanceof Uint8Array ? `[${a.length}]` : String(a))).join(',')})`);
   const base = {
     platform: 'linux-kvm',
@@ -67,6 +69,7 @@ function fake(over: Record<string, unknown> = {}): Fake {
     run: (t: number) => (rec('run', t), f.runResults.shift() ?? RUN_EXIT),
     pendingSignal: () => f.signal,
     stopRequested: () => f.stop,
+    takeInterrupt: () => (f.interrupts > 0 ? (f.interrupts--, true) : false),
     kick: (t: number) => (rec('kick', t), true),
     protect: (_m: ArrayBuffer, off: number, len: number, prot: number) => rec('protect', off, len, prot),
     closeFd: (fd: number) => rec('closeFd', fd),
@@ -269,7 +272,7 @@ describe('running and decoding struct kvm_run (Appendix A)', () => {
     f.run.setUint32(8, 17, true);
     f.run.setUint32(32, 3, true);
     expect(v.run()).toEqual({ kind: 'internalError', suberror: 3 });
-    for (const reason of [5, 8, 4, 0]) {
+    for (const reason of [5, 8, 0]) {
       f.run.setUint32(8, reason, true);
       expect(v.run()).toEqual({ kind: 'other', reason });
     }
@@ -294,6 +297,30 @@ describe('running and decoding struct kvm_run (Appendix A)', () => {
     f.stop = true;
     f.runResults.push(RUN_INTERRUPTED);
     expect(v.run()).toEqual({ kind: 'interrupted', signal: 0 });
+  });
+
+  it('an interrupt() is a debug exit at the current rip, once; a stop or signal with it wins', () => {
+    const { f, v } = vcpu();
+    f.run.setUint32(8, 5, true);
+    f.interrupts = 1;
+    f.runResults.push(RUN_INTERRUPTED, RUN_INTERRUPTED, RUN_EXIT);
+    expect(v.run()).toEqual({ kind: 'debug', reason: 'interrupt', rip: 0xabcdefn, dr6: 0n });
+    expect(v.run()).toEqual({ kind: 'other', reason: 5 }); // the second EINTR is a stray one
+    f.interrupts = 1;
+    f.stop = true;
+    f.runResults.push(RUN_INTERRUPTED);
+    expect(v.run()).toEqual({ kind: 'interrupted', signal: 0 });
+  });
+
+  it('decodes a KVM_EXIT_DEBUG and offers the debug primitives', () => {
+    const { f, v } = vcpu();
+    f.run.setUint32(8, 4, true);
+    f.run.setUint32(32, 1, true);
+    f.run.setBigUint64(40, 0x100ba0n, true);
+    f.run.setBigUint64(48, 0xffff4ff0n, true);
+    f.runResults.push(RUN_EXIT);
+    expect(v.run()).toEqual({ kind: 'debug', reason: 'step', rip: 0x100ba0n, dr6: 0xffff4ff0n });
+    expect(v.debug?.getRegisters().rip).toBe(0xabcdefn);
   });
 
   it('fatal exits are worded with the rip read from the registers', () => {

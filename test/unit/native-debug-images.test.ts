@@ -172,8 +172,10 @@ describe('decodeDebugExit', () => {
     expect(decodeDebugExit(debugRun(3, 0x100be7n, 0n))).toEqual({ kind: 'debug', reason: 'breakpoint', rip: 0x100be7n, dr6: 0n });
   });
 
-  it('leaves any other exit to the general decoder', () => {
+  it('leaves any other exit, and a vector x86 KVM never reports, as other', () => {
     expect(decodeDebugExit(debugRun(1, 0n, 0n, 2))).toEqual({ kind: 'other', reason: 2 });
+    expect(decodeDebugExit(debugRun(0, 0x100000n, 0n))).toEqual({ kind: 'other', reason: 4 });
+    expect(decodeDebugExit(debugRun(6, 0x100000n, 0n))).toEqual({ kind: 'other', reason: 4 });
   });
 });
 

@@ -6,6 +6,8 @@ import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../..
 import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
 import { HostError, withErrno } from '../../errors.js';
 import type { Backend, BootState, FatalExit, Machine, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
+import type { DebugVcpu } from '../debug.js';
+import { KvmDebug } from './debug.js';
 import { decodeExit, describeFatal } from './exits.js';
 import { KvmRunControl, KvmWaitSet } from './wait-set.js';
 
@@ -98,6 +100,7 @@ class KvmMachine implements Machine {
 class KvmVcpu implements Vcpu {
   readonly handle: VcpuHandle;
   readonly control: RunControl;
+  readonly debug: DebugVcpu;
   private readonly runView: DataView;
   private readonly regs = new Uint8Array(REGS_SIZE);
   private readonly ids: { token: number; wakeFd: number };
@@ -115,6 +118,7 @@ class KvmVcpu implements Vcpu {
     this.handle = { backend: 'kvm', token };
     this.ids = { token, wakeFd };
     this.control = new KvmRunControl(b, this.ids);
+    this.debug = new KvmDebug(b, fd, token);
   }
 
   configure(state: BootState): number {
@@ -149,6 +153,8 @@ class KvmVcpu implements Vcpu {
       const signal = this.b.pendingSignal();
       if (signal !== 0) return { kind: 'interrupted', signal };
       if (this.b.stopRequested(this.token)) return { kind: 'interrupted', signal: 0 };
+      // interrupt() from another thread (a debugger's Ctrl-C): once, and the run goes on.
+      if (this.b.takeInterrupt(this.token)) return { kind: 'debug', reason: 'interrupt', rip: this.rip(), dr6: 0n };
       // A stray EINTR: enter the guest again.
     }
   }

@@ -1,25 +1,16 @@
 // The one place a struct kvm_run exit is decoded into a VcpuExit, and the
 // reference tender's wording of the exits that end a run (offsets and exit
-// numbers: docs/abi.md Appendix A; the addon pins them with static_assert).
+// numbers: docs/abi.md Appendix A; the addon pins them with static_assert
+// and native/binding/load.ts checks them against KVM_RUN_OFFSETS at load).
+import { KVM_RUN_OFFSETS as RUN } from '../../../native/binding.js';
 import type { FatalExit, VcpuExit } from '../backend.js';
+import { decodeDebugExit } from './debug.js';
 
 const EXIT_IO = 2;
+const EXIT_DEBUG = 4;
 const EXIT_MMIO = 6;
 const EXIT_FAIL_ENTRY = 9;
 const EXIT_INTERNAL_ERROR = 17;
-
-/** kvm_run offsets read here. */
-const RUN = {
-  exitReason: 8,
-  ioDirection: 32,
-  ioSize: 33,
-  ioPort: 34,
-  ioDataOffset: 40,
-  mmioPhysAddr: 32,
-  mmioIsWrite: 52,
-  failEntryReason: 32,
-  internalSuberror: 32,
-} as const;
 
 /** Decodes the exit the run area describes (after KVM_RUN returned 0). */
 export function decodeExit(v: DataView): VcpuExit {
@@ -36,6 +27,8 @@ export function decodeExit(v: DataView): VcpuExit {
         value: inRange ? v.getUint32(dataOff, true) : 0,
       };
     }
+    case EXIT_DEBUG:
+      return decodeDebugExit(v);
     case EXIT_MMIO:
       return { kind: 'mmio', address: v.getBigUint64(RUN.mmioPhysAddr, true), write: v.getUint8(RUN.mmioIsWrite) !== 0 };
     case EXIT_FAIL_ENTRY:
@@ -55,7 +48,7 @@ function exitReason(exit: VcpuExit): number {
     case 'other':
       return exit.reason;
     case 'debug':
-      return 4; // KVM_EXIT_DEBUG
+      return EXIT_DEBUG;
     default:
       return 0;
   }

@@ -1,37 +1,21 @@
-// SIGINT/SIGTERM and kicks. A termination signal may land on any thread of the
-// Node process; the handler records it, makes every registered vCPU refuse to
-// re-enter the guest (kvm_run.immediate_exit), wakes its POLL wait (eventfd)
-// and knocks its thread out of KVM_RUN with a kick signal. The vCPU loop then
-// returns to TypeScript, which prints "Exiting on signal N" and exits 1.
+// Signal dispositions: SIGINT/SIGTERM handling, the kick signal's no-op
+// handler, and the default action back for the signals Node takes over. A
+// termination signal may land on any thread of the Node process; the handler
+// records it and interrupts every registered vCPU (InterruptSlot, in
+// vcpu_linux.cc: kvm_run.immediate_exit, the POLL wake eventfd, and a kick
+// signal to its thread). The vCPU loop then returns to TypeScript, which
+// prints "Exiting on signal N" and exits 1.
 #include "native_util.h"
 #include "vcpu_registry.h"
 
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 namespace ukvm {
 
-VcpuSlot g_vcpus[kMaxVcpus];
 std::atomic<int> g_pending_signal{0};
 
 int KickSignal() { return SIGRTMIN + 3; }
-
-// Async-signal-safe: atomics, write(2) and pthread_kill(3) only.
-void InterruptSlot(int i) {
-  VcpuSlot& s = g_vcpus[i];
-  if (!s.used.load()) return;
-  if (s.run) s.run->immediate_exit = 1;
-  if (s.wake_fd >= 0) {
-    uint64_t one = 1;
-    ssize_t r = write(s.wake_fd, &one, sizeof one);
-    (void)r;
-  }
-  if (s.has_thread.load()) {
-    pthread_t t = s.thread.load();
-    if (!pthread_equal(t, pthread_self())) pthread_kill(t, KickSignal());
-  }
-}
 
 static void OnTerminate(int sig) {
   int expected = 0;
@@ -121,49 +105,11 @@ static Napi::Value PendingSignal(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g_pending_signal.load());
 }
 
-// kick(token): ask a vCPU (possibly on another thread) to stop running.
-// Returns false if that vCPU no longer exists (nothing to stop).
-static Napi::Value Kick(const Napi::CallbackInfo& info) {
-  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-  EnterInterrupt();  // before the liveness check, so destroyVcpu waits for us
-  int slot = LiveSlot(token);
-  if (slot >= 0) {
-    g_vcpus[slot].stop.store(true);
-    InterruptSlot(slot);
-  }
-  LeaveInterrupt();
-  return Napi::Boolean::New(info.Env(), slot >= 0);
-}
-
-// stopRequested(token): whether kick() was called for this vCPU.
-static Napi::Value StopRequested(const Napi::CallbackInfo& info) {
-  int slot = ArgSlot(info, 0);
-  if (slot < 0) return info.Env().Undefined();
-  return Napi::Boolean::New(info.Env(), g_vcpus[slot].stop.load());
-}
-
-// threadCpuNs(token): CPU time in ns of the thread running that vCPU (guest
-// time included), readable from any thread; -1 if the vCPU no longer exists.
-static Napi::Value ThreadCpuNs(const Napi::CallbackInfo& info) {
-  double token = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-  int slot = LiveSlot(token);
-  if (slot < 0 || !g_vcpus[slot].has_thread.load()) return Napi::Number::New(info.Env(), -1);
-  clockid_t clock;
-  struct timespec ts;
-  if (pthread_getcpuclockid(g_vcpus[slot].thread.load(), &clock) != 0 || clock_gettime(clock, &ts) != 0) {
-    return Napi::Number::New(info.Env(), -1);
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec));
-}
-
 void RegisterSignals(Napi::Env env, Napi::Object exports) {
-  exports.Set("threadCpuNs", Napi::Function::New(env, ThreadCpuNs));
   exports.Set("installKickHandler", Napi::Function::New(env, InstallKickHandler));
   exports.Set("installTerminationHandlers", Napi::Function::New(env, InstallTerminationHandlers));
   exports.Set("pendingSignal", Napi::Function::New(env, PendingSignal));
   exports.Set("restoreDefaultSignals", Napi::Function::New(env, RestoreDefaultSignals));
-  exports.Set("kick", Napi::Function::New(env, Kick));
-  exports.Set("stopRequested", Napi::Function::New(env, StopRequested));
 }
 
 }  // namespace ukvm

@@ -1,6 +1,7 @@
 // Plain descriptor I/O on guest-memory views, cheaper than fs.writeSync's
 // JavaScript validation on the hypercall path (the views are checked in
-// TypeScript before they get here).
+// TypeScript before they get here): read, write, positional transfers, the
+// size of a file, close, and the C library's strerror.
 #include "native_util.h"
 
 #include <cstdint>
@@ -149,12 +150,41 @@ static Napi::Value StrError(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), strerror(e));
 }
 
+// readFd(fd, bytes): one read(2). Returns bytes read, -1 for EAGAIN (or 0
+// bytes), -2 when interrupted by a signal.
+static Napi::Value ReadFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd) || info.Length() < 2 || !info[1].IsTypedArray()) {
+    ThrowType(info.Env(), "expected (fd, Uint8Array)");
+    return info.Env().Undefined();
+  }
+  Napi::Uint8Array a = info[1].As<Napi::Uint8Array>();
+  ssize_t n = read(fd, a.Data(), a.ByteLength());
+  if (n < 0 && errno == EINTR) return Napi::Number::New(info.Env(), -2);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(info.Env(), -1);
+  if (n < 0) {
+    ThrowErrno(info.Env(), "read", errno);
+    return info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), n == 0 ? -1 : static_cast<double>(n));
+}
+
+// closeFd(fd)
+static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  if (close(fd) < 0) ThrowErrno(info.Env(), "close", errno);
+  return info.Env().Undefined();
+}
+
 void RegisterIo(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("preadAll", Napi::Function::New(env, Transfer<false>));
   exports.Set("pwriteAll", Napi::Function::New(env, Transfer<true>));
   exports.Set("seekEnd", Napi::Function::New(env, SeekEnd));
   exports.Set("writeFd", Napi::Function::New(env, WriteFd));
+  exports.Set("readFd", Napi::Function::New(env, ReadFd));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("realtimeInto", Napi::Function::New(env, RealtimeInto));
 }

@@ -1,5 +1,6 @@
 // Linux tap devices (spec §12.2): attach by name with the reference's checks,
-// MTU queries, best-effort offload switch-off, and non-blocking frame reads.
+// MTU queries, best-effort offload switch-off. Frames are read and written
+// with readFd/writeFd (host_io_posix.cc).
 // Errors are thrown with errno so TypeScript can print the reference's
 // "Could not attach interface: IFACE: strerror".
 #include "native_util.h"
@@ -145,32 +146,12 @@ static Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readFd(fd, bytes): one read(2). Returns bytes read, -1 for EAGAIN (or 0
-// bytes), -2 when interrupted by a signal.
-static Napi::Value ReadFd(const Napi::CallbackInfo& info) {
-  int fd;
-  if (!ArgInt(info, 0, &fd) || info.Length() < 2 || !info[1].IsTypedArray()) {
-    ThrowType(info.Env(), "expected (fd, Uint8Array)");
-    return info.Env().Undefined();
-  }
-  Napi::Uint8Array a = info[1].As<Napi::Uint8Array>();
-  ssize_t n = read(fd, a.Data(), a.ByteLength());
-  if (n < 0 && errno == EINTR) return Napi::Number::New(info.Env(), -2);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Napi::Number::New(info.Env(), -1);
-  if (n < 0) {
-    ThrowErrno(info.Env(), "read", errno);
-    return info.Env().Undefined();
-  }
-  return Napi::Number::New(info.Env(), n == 0 ? -1 : static_cast<double>(n));
-}
-
 void RegisterTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapAttach", Napi::Function::New(env, TapAttach));
   exports.Set("tapName", Napi::Function::New(env, TapName));
   exports.Set("ifMtu", Napi::Function::New(env, IfMtu));
   exports.Set("disableOffloads", Napi::Function::New(env, DisableOffloads));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking));
-  exports.Set("readFd", Napi::Function::New(env, ReadFd));
 }
 
 }  // namespace ukvm

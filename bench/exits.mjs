@@ -2,13 +2,13 @@
 // /dev/null), through the TypeScript path and through the native floor loop
 // (same guest, same VM setup, hypercalls answered in C++). Per-call cost is
 // (time of N calls − time of 0 calls) / N, both measured around the run only.
-import { bootVm, devNull, stats } from './lib.mjs';
+import { bootFloorVm, bootVm, stats } from './lib.mjs';
 
 function timeRun(kind, n, floor) {
-  const vm = bootVm('bench_exits', [kind, String(n)]);
+  const vm = floor ? bootFloorVm('bench_exits', [kind, String(n)]) : bootVm('bench_exits', [kind, String(n)]);
   try {
     const t = process.hrtime.bigint();
-    const status = floor ? vm.runFloor(devNull) : vm.run();
+    const status = vm.run();
     const dt = Number(process.hrtime.bigint() - t) / 1e3; // µs
     const ok = floor ? status === 0 : status.kind === 'halt' && status.status === 0;
     if (!ok) throw new Error(`bench_exits ${kind} ${n} did not exit 0`);

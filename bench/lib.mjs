@@ -8,6 +8,8 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { createVm, openKernel, platform, REGISTRY } from '../dist/monitor/index.js';
 import { fdOutput } from '../dist/modules/console/fd-output.js';
+import { KvmBackend } from '../dist/monitor/backend/kvm/backend.js';
+import { loadBench } from '../dist/native/binding/bench.js';
 
 export const ROOT = join(import.meta.dirname, '..');
 export const BIN = join(ROOT, 'bin', 'ukvm-ts');
@@ -58,6 +60,27 @@ export function bootVm(name, args, memMiB = 32, moduleOptions = {}) {
   const env = { host: p.host, output: fdOutput(p.host, devNull) };
   const modules = REGISTRY.map((d) => d.create(moduleOptions[d.name] ?? {}, env));
   return createVm({ kernel: openKernel(guest(name)), memoryBytes: BigInt(memMiB) << 20n, args, modules, backend: () => p.openBackend(), host: p.host, warn: () => {} });
+}
+
+/**
+ * The same guest and VM set-up on the bench addon (build/Release/ukvm_bench.node,
+ * which the product never loads), run by its C++ loop that answers WALLTIME,
+ * zero-timeout POLL and PUTS without returning to JavaScript: the floor of an
+ * exit. run() returns the HALT status.
+ */
+export function bootFloorVm(name, args, memMiB = 32) {
+  const bench = loadBench();
+  const p = platform();
+  const kvm = new KvmBackend(bench);
+  let machine;
+  const backend = { createMachine: (n) => (machine = kvm.createMachine(n)), close: () => kvm.close() };
+  const env = { host: p.host, output: fdOutput(p.host, devNull) };
+  const modules = REGISTRY.map((d) => d.create({}, env));
+  const vm = createVm({ kernel: openKernel(guest(name)), memoryBytes: BigInt(memMiB) << 20n, args, modules, backend: () => backend, host: p.host, warn: () => {} });
+  return {
+    run: () => bench.benchRunToHalt(vm.handle.token, machine.memory, memMiB << 20, devNull),
+    close: () => vm.close(),
+  };
 }
 
 /** Reads the package version for the report. */

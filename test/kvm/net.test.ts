@@ -120,17 +120,19 @@ function pingStats(r: ProcResult): PingStats {
   };
 }
 
-/** Flood ping (-f -q): ping checks the reply checksums itself (corrupted/duplicates are counted). */
+/**
+ * Flood ping (-f -q): ping checks the reply checksums itself (corrupted and
+ * duplicates are counted). With -c and -w ping stops once `count` replies
+ * came; a flood sends the next request after a reply or 10 ms, so on a loaded
+ * machine it sends a few more than `count` — the guest answers those too, so
+ * callers compare the guest's reply counter with the requests ping sent.
+ */
 async function floodPing(ns: Netns, ip: string, count: number, extra: string[] = []): Promise<PingStats> {
   const r = await ns.run('ping', ['-f', '-q', '-c', String(count), '-w', '600', ...extra, ip], 660_000);
   const s = pingStats(r);
   expect(s.summary).not.toMatch(/duplicates|corrupted|errors/);
-  expect({ transmitted: s.transmitted, received: s.received, status: r.status }).toEqual({
-    transmitted: count,
-    received: count,
-    status: 0,
-  });
-  expect(s.summary).toContain(' 0% packet loss');
+  expect({ received: s.received, status: r.status }).toEqual({ received: count, status: 0 });
+  expect(s.transmitted).toBeGreaterThanOrEqual(count);
   return s;
 }
 
@@ -138,7 +140,7 @@ async function floodPing(ns: Netns, ip: string, count: number, extra: string[] =
  * Ordinary (not quiet, not flood) pings: only then does ping compare every
  * payload byte of each reply with what it sent ("wrong data byte ...").
  */
-async function checkedPing(ns: Netns, ip: string, count: number, size: number, pattern?: string, extra: string[] = []): Promise<void> {
+async function checkedPing(ns: Netns, ip: string, count: number, size: number, pattern?: string, extra: string[] = []): Promise<PingStats> {
   // -w: ping stops once `count` replies came (or at the deadline). Without it
   // ping gives the last replies only two round trips, which a loaded machine
   // can exceed; with it, ping may send a few more while it waits, so the
@@ -156,6 +158,7 @@ async function checkedPing(ns: Netns, ip: string, count: number, size: number, p
   const s = pingStats(r);
   expect({ received: s.received, status: r.status }, what).toEqual({ received: count, status: 0 });
   expect(s.transmitted, what).toBeGreaterThanOrEqual(count);
+  return s;
 }
 
 // ---- running guests ----
@@ -247,10 +250,10 @@ describeNet('net: traffic (net_echo)', () => {
       [100, 1001, '0123456789abcdeffedcba9876543210'],
       [100, 1472, 'deadbeef'], // the largest unfragmented payload at MTU 1500
     ];
-    let sent = 12_000;
+    // Every request ping sent was answered: the guest's counter says so.
+    let sent = flood.transmitted + big.transmitted;
     for (const [count, size, pattern] of patterned) {
-      await checkedPing(ns, tap.guestIp, count, size, pattern, ['-M', 'do']);
-      sent += count;
+      sent += (await checkedPing(ns, tap.guestIp, count, size, pattern, ['-M', 'do'])).transmitted;
     }
     const r = await quit(ns, t, tap.guestIp);
     const c = counters(r.stdout);
@@ -317,7 +320,7 @@ describeNet('net: traffic (net_echo)', () => {
     const t = await startEcho(ns, ['--mem=32', `--net:a=${a.name}`, `--net:b=${b.name}`, TWO, a.guestIp, b.guestIp]);
     const [fa, fb] = await Promise.all([floodPing(ns, a.guestIp, 3_000), floodPing(ns, b.guestIp, 3_000, ['-s', '600'])]);
     console.log(`net_two flood a: ${fa.summary}\n  ${fa.rtt}\nnet_two flood b: ${fb.summary}\n  ${fb.rtt}`);
-    await Promise.all([checkedPing(ns, a.guestIp, 50, 200, '1a'), checkedPing(ns, b.guestIp, 50, 1400, '2b')]);
+    const [ca, cb] = await Promise.all([checkedPing(ns, a.guestIp, 50, 200, '1a'), checkedPing(ns, b.guestIp, 50, 1400, '2b')]);
     // Read the ARP entries while the tender runs: its exit takes the carrier
     // down and the kernel flushes them.
     const neighA = neighbourMac(ns, a, a.guestIp);
@@ -334,22 +337,22 @@ describeNet('net: traffic (net_echo)', () => {
     expect(lines(r.stdout)).toContain('read-empty(a): AGAIN');
     expect(lines(r.stdout)).toContain('read-empty(b): AGAIN');
     expectCleanCounters(counters(r.stdout));
-    expect(devReplies(r.stdout, 'a')).toBe(3_050);
-    expect(devReplies(r.stdout, 'b')).toBe(3_050);
+    expect(devReplies(r.stdout, 'a')).toBe(fa.transmitted + ca.transmitted);
+    expect(devReplies(r.stdout, 'b')).toBe(fb.transmitted + cb.transmitted);
   }, 900_000);
 
   it('MTU 9000: the manifest copy says 9000 and jumbo pings up to 8972 bytes (frame = MTU + 14) come back intact', async () => {
     const tap = ns.addTap({ mtu: 9000 });
     const t = await startEcho(ns, [`--net:service=${tap.name}`, ECHO, tap.guestIp]);
     expect(devLines(t.stdout)[0]?.mtu).toBe(9000);
-    await checkedPing(ns, tap.guestIp, 20, 8000, '5a', ['-M', 'do']);
-    await checkedPing(ns, tap.guestIp, 20, 8972, 'e1d2c3b4', ['-M', 'do']);
+    const p1 = await checkedPing(ns, tap.guestIp, 20, 8000, '5a', ['-M', 'do']);
+    const p2 = await checkedPing(ns, tap.guestIp, 20, 8972, 'e1d2c3b4', ['-M', 'do']);
     const big = await floodPing(ns, tap.guestIp, 500, ['-s', '8972', '-M', 'do']);
     console.log(`net_echo flood (8972-byte payloads, MTU 9000): ${big.summary}\n  ${big.rtt}`);
     const r = await quit(ns, t, tap.guestIp);
     const c = counters(r.stdout);
     expectCleanCounters(c);
-    expect(c.replies).toBe(540);
+    expect(c.replies).toBe(p1.transmitted + p2.transmitted + big.transmitted);
   }, 600_000);
 });
 
@@ -446,14 +449,14 @@ describeNet('net: other ways to attach', () => {
     ].join('\n');
     const t = ns.spawn('python3', ['-c', script, tap.name, process.execPath, BIN, '--net:service=@3', ECHO, tap.guestIp], 300_000);
     await t.waitFor(/^net_echo: ready$/m, 60_000);
-    await checkedPing(ns, tap.guestIp, 50, 3000, '0ff0', ['-M', 'do']);
-    await floodPing(ns, tap.guestIp, 1_000);
+    const p = await checkedPing(ns, tap.guestIp, 50, 3000, '0ff0', ['-M', 'do']);
+    const f = await floodPing(ns, tap.guestIp, 1_000);
     const r = await quit(ns, t, tap.guestIp);
     const d = devLines(r.stdout);
     expect(d[0]?.mtu).toBe(4000);
     expect(d[0]?.attached).toBe(1);
     expect(lines(r.stdout)).toContain('read-empty(service): AGAIN');
-    expect(counters(r.stdout).replies).toBe(1_050);
+    expect(counters(r.stdout).replies).toBe(p.transmitted + f.transmitted);
   }, 300_000);
 });
 

@@ -5,7 +5,7 @@
 // is driven from that list. A descriptor's create() makes a fresh Module per
 // VM whose state lives in the closure, so one process runs many VMs.
 import type { HypercallNr } from './abi/constants.js';
-import type { RunControl, VcpuExit } from './backend/backend.js';
+import type { RunControl, VcpuExit, VcpuHandle } from './backend/backend.js';
 import type { DebugVcpu } from './backend/debug.js';
 import type { HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
@@ -51,8 +51,10 @@ export interface SetupContext {
   readonly run: RunControl;
   /** Counts bytes a device moved: 'in' = into the guest (block reads, frames received). */
   countBytes(handle: number, direction: Direction, n: number): void;
-  /** The vCPU's debug primitives, where the backend has them. */
+  /** The vCPU's debug primitives, where the backend has them (call them on the vCPU's thread). */
   readonly debug?: DebugVcpu;
+  /** Names the vCPU to other threads: platform().interrupt(handle) / stop(handle) work from anywhere. */
+  readonly vcpu: VcpuHandle;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
 }

@@ -121,6 +121,12 @@ export interface Platform {
   readonly signals: ProcessSignals;
   /** Stops a vCPU from any thread; false if it no longer exists. */
   stop(handle: VcpuHandle): boolean;
+  /**
+   * From any thread: makes a running vCPU leave the guest once (a debugger's
+   * Ctrl-C); its run() returns a 'debug' exit with reason 'interrupt' and the
+   * guest goes on when run again. False if the vCPU no longer exists.
+   */
+  interrupt(handle: VcpuHandle): boolean;
   /** CPU time in ns of the thread running a vCPU (guest time included), from any thread; −1 if unknown. */
   cpuTimeNs(handle: VcpuHandle): number;
 }

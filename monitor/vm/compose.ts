@@ -120,6 +120,7 @@ export function createVm(config: VmConfig): Vm {
         if (i >= 0 && i < deviceBytes.length) deviceBytes[i] = (deviceBytes[i] ?? 0) + n;
       },
       ...(cpu.debug ? { debug: cpu.debug } : {}),
+      vcpu: cpu.handle,
       warn: config.warn,
     };
     for (const mod of modules) mod.setup(ctx);

@@ -10,6 +10,7 @@
 // built binary is checked against docs/abi.md §19.1 before it is put in
 // place. A guest may ask for special treatment with a comment line
 //   // hvt-build: no-check   (skip the §19.1 check, for deliberately bad ELFs)
+//   // hvt-build: debug      (-g -O0 and frame pointers: for gdb and core dumps)
 // On any failure: the compiler's own output, then one line saying what
 // failed, exit status 1. Messages go to stderr; stdout stays untouched.
 import { execFile } from 'node:child_process';
@@ -181,7 +182,9 @@ async function build(name, runtimeObjs) {
   const out = join(OUT, `${name}.hvt`);
   const words = directives(src);
   const tmp = `${out}.${process.pid}.tmp`;
-  const args = [...BASE_CFLAGS, `-I${RUNTIME}`, ...LDFLAGS, '-o', tmp, ...runtimeObjs, src];
+  // Later flags win: -O0 replaces the base -O2 for debug guests.
+  const debug = words.has('debug') ? ['-g', '-O0', '-fno-omit-frame-pointer'] : [];
+  const args = [...BASE_CFLAGS, ...debug, `-I${RUNTIME}`, ...LDFLAGS, '-o', tmp, ...runtimeObjs, src];
   const e = await gcc(`${name}.c`, args);
   if (e) {
     rmSync(tmp, { force: true });

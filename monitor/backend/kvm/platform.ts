@@ -4,6 +4,7 @@ import { loadNative, type NativeBinding } from '../../../native/binding.js';
 import { useStrerror } from '../../errors.js';
 import type { Platform, VcpuHandle } from '../backend.js';
 import { KvmBackend } from './backend.js';
+import { interruptVcpu } from './debug.js';
 import { linuxHostIo } from './host-io.js';
 
 const SIGINT = 2;
@@ -29,6 +30,7 @@ export function kvmPlatform(binding: NativeBinding = loadNative()): Platform {
       restoreDefaults: () => binding.restoreDefaultSignals([SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM]),
     },
     stop: (h) => binding.kick(token(h)),
+    interrupt: (h) => interruptVcpu(binding, token(h)),
     cpuTimeNs: (h) => binding.threadCpuNs(token(h)),
   };
 }

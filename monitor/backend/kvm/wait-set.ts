@@ -10,6 +10,9 @@ interface VcpuIds {
   readonly wakeFd: number;
 }
 
+/** How often a wait that cannot watch the wake descriptor checks whether the run is ending. */
+const WAKELESS_SLICE_MS = 50;
+
 export class KvmRunControl implements RunControl {
   constructor(
     private readonly b: NativeBinding,
@@ -23,12 +26,21 @@ export class KvmRunControl implements RunControl {
   waitWritable(fd: number, timeoutMs: number): boolean {
     // The wake descriptor is written by the same code that records a signal
     // or stop, so one that lands at any moment ends this wait.
+    let wake = this.vcpu.wakeFd;
+    const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
     for (;;) {
       if (this.ending()) return false;
-      const r = this.b.waitWritable(fd, this.vcpu.wakeFd, timeoutMs);
-      if (r >= 0) return !this.ending();
-      // −1 woken, −2 a signal: ours ends the wait above; others restart it.
-      if (r === -1 && !this.ending()) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return true;
+      // Without the wake descriptor, wait in slices so the run ending is still seen.
+      const slice = wake < 0 ? Math.min(left, WAKELESS_SLICE_MS) : left === Infinity ? -1 : left;
+      const r = this.b.waitWritable(fd, wake, slice);
+      if (r === 1 || (r === 0 && wake >= 0)) return !this.ending();
+      // A debugger's interrupt also wakes the descriptor, and stays pending
+      // until the vCPU next runs: not ours to end this wait, but watching the
+      // descriptor again would return at once, so go on without it.
+      if (r === -1 && !this.ending()) wake = -1;
+      // −2: a signal; ours ends the wait above, others restart it.
     }
   }
 }

@@ -4,6 +4,7 @@
 // is its own folder under modules/ plus one line here.
 import { blockModule } from '../modules/block/index.js';
 import { consoleModule } from '../modules/console/index.js';
+import { dumpcoreModule } from '../modules/dumpcore/index.js';
 import { netModule } from '../modules/net/index.js';
 import { ModuleError } from './errors.js';
 import type { ModuleDescriptor } from './module.js';
@@ -31,4 +32,5 @@ export const REGISTRY: readonly ModuleDescriptor[] = checkRegistry([
   consoleModule,
   blockModule,
   netModule,
+  dumpcoreModule,
 ]);

@@ -25,6 +25,8 @@ export interface UnikernelOptions {
   net?: Readonly<Record<string, string | { fd: number }>>;
   /** MAC addresses by manifest name, "xx:xx:xx:xx:xx:xx". */
   netMac?: Readonly<Record<string, string>>;
+  /** Directory for a core file when the guest aborts (as --dumpcore=DIR). */
+  dumpcore?: string;
   /** Where guest console output goes (default: this process's stdout). */
   console?: ConsoleTarget;
   /** Receives warning lines, e.g. memory adjustments (default: stderr). */

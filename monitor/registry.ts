@@ -5,6 +5,7 @@
 import { blockModule } from '../modules/block/index.js';
 import { consoleModule } from '../modules/console/index.js';
 import { dumpcoreModule } from '../modules/dumpcore/index.js';
+import { gdbModule } from '../modules/gdb/index.js';
 import { netModule } from '../modules/net/index.js';
 import { ModuleError } from './errors.js';
 import type { ModuleDescriptor } from './module.js';
@@ -33,4 +34,5 @@ export const REGISTRY: readonly ModuleDescriptor[] = checkRegistry([
   blockModule,
   netModule,
   dumpcoreModule,
+  gdbModule,
 ]);

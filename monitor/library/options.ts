@@ -27,6 +27,11 @@ export interface UnikernelOptions {
   netMac?: Readonly<Record<string, string>>;
   /** Directory for a core file when the guest aborts (as --dumpcore=DIR). */
   dumpcore?: string;
+  /**
+   * Wait for a debugger (gdb remote protocol) on this TCP port (default 1234;
+   * 0: any free one) and address (default 127.0.0.1) before the guest runs.
+   */
+  gdb?: Readonly<{ port?: number; host?: string }>;
   /** Where guest console output goes (default: this process's stdout). */
   console?: ConsoleTarget;
   /** Receives warning lines, e.g. memory adjustments (default: stderr). */

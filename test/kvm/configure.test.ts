@@ -71,7 +71,7 @@ describeKvm('configure: running the hello monitor', () => {
     expect(compiledIn(r.stderr)).toBe('Compiled-in modules: console');
     expect(r.stderr).not.toMatch(/--block|--disk|--net|Module options/);
     // For comparison: the full CLI has all three.
-    expect(compiledIn(runTender(['--help']).stderr)).toBe('Compiled-in modules: console block net dumpcore');
+    expect(compiledIn(runTender(['--help']).stderr)).toBe('Compiled-in modules: console block net dumpcore gdb');
   });
 
   it('--version works', () => {

@@ -3,7 +3,7 @@
 // fresh clone), and in-process VMs built with the same composition code and
 // registry as the CLI.
 import { execFileSync } from 'node:child_process';
-import { openSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { createVm, openKernel, platform, REGISTRY } from '../dist/monitor/index.js';
@@ -31,21 +31,25 @@ export function stats(values) {
 }
 
 export function machine() {
-  let kvm = 'unknown';
-  try {
-    const dmesg = execFileSync('dmesg', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    kvm = /kvm-pvm: loaded/.test(dmesg) ? 'PVM (kvm-pvm)' : /kvm/.test(dmesg) ? 'KVM' : 'unknown';
-  } catch {
-    // dmesg may be restricted; the rest still describes the machine.
-  }
   return {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     kernel: release(),
     node: process.version,
-    hypervisor: kvm,
+    hypervisor: hypervisor(),
     date: new Date().toISOString(),
   };
+}
+
+function hypervisor() {
+  // The module is there for as long as PVM is; its dmesg line may have scrolled away.
+  if (existsSync('/sys/module/kvm_pvm')) return 'PVM (kvm-pvm)';
+  try {
+    const dmesg = execFileSync('dmesg', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return /kvm-pvm: loaded/.test(dmesg) ? 'PVM (kvm-pvm)' : /kvm/.test(dmesg) ? 'KVM' : 'unknown';
+  } catch {
+    return 'unknown'; // dmesg may be restricted; the rest still describes the machine
+  }
 }
 
 export const devNull = openSync('/dev/null', 'w');

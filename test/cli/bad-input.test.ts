@@ -116,6 +116,16 @@ describe('command line problems', () => {
     expect(v.status).toBe(0);
     expect(runTender(['--foo', kernelFile('ok-link.hvt')], { bin: link }).stderr).toMatch(/^solo5-hvt: Invalid option: `--foo'\nusage: solo5-hvt /);
   });
+
+  it('a link named solo5-hvt-debug speaks as the reference debug tender, with gdb and dumpcore', () => {
+    const link = join(dir, 'solo5-hvt-debug');
+    symlinkSync(BIN, link);
+    const h = runTender(['--help'], { bin: link });
+    expect(h.stderr.split('\n')[0]).toMatch(/^usage: solo5-hvt-debug /);
+    expect(h.stderr).toContain('Compiled-in modules: console block net dumpcore gdb');
+    for (const opt of ['--gdb', '--gdb-port=', '--dumpcore=']) expect(h.stderr).toContain(opt);
+    expect(runTender(['--dumpcore=/nonexistent-dir', kernelFile('ok-debug.hvt')], { bin: link }).stderr).toMatch(/^solo5-hvt-debug: dumpcore: /);
+  });
 });
 
 describe('kernel file problems', () => {

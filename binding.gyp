@@ -7,7 +7,8 @@
       "native/vcpu_debug_linux.cc",
       "native/host_signals_linux.cc",
       "native/host_waitset_linux.cc",
-      "native/host_tap_linux.cc"
+      "native/host_tap_linux.cc",
+      "native/host_seccomp_linux.cc"
     ]
   },
   "target_defaults": {

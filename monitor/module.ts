@@ -77,6 +77,13 @@ export interface Module {
   extraMemory?(mft: Manifest): number;
   /** Called once the VM exists, in module order, before boot info is written. */
   setup(ctx: SetupContext): void;
+  /**
+   * Asked once after setup(), right before the guest first runs: 'skip' if
+   * this run must not be sandboxed (monitor/sandbox/): a debugger serving a
+   * socket, a core file created at HALT. The monitor then runs unconfined
+   * and prints the reference's two warnings (docs/abi.md §17).
+   */
+  sandbox?(): 'skip' | undefined;
   /** Releases host resources (descriptors); called when the VM is closed or fails to build. Idempotent. */
   close?(): void;
 }

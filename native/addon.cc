@@ -19,6 +19,7 @@ void RegisterVcpuDebug(Napi::Env, Napi::Object) {}
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterTap(Napi::Env, Napi::Object) {}
+void RegisterSeccomp(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
 #endif
 }  // namespace ukvm
@@ -31,6 +32,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterSignals(env, exports);
   ukvm::RegisterWaitset(env, exports);
   ukvm::RegisterTap(env, exports);
+  ukvm::RegisterSeccomp(env, exports);
 #ifdef UKVM_BENCH
   ukvm::RegisterBench(env, exports);
 #endif

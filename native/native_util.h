@@ -85,6 +85,7 @@ void RegisterIo(Napi::Env env, Napi::Object exports);       // host_io_posix.cc
 void RegisterSignals(Napi::Env env, Napi::Object exports);  // host_signals_linux.cc
 void RegisterWaitset(Napi::Env env, Napi::Object exports);  // host_waitset_linux.cc
 void RegisterTap(Napi::Env env, Napi::Object exports);      // host_tap_linux.cc
+void RegisterSeccomp(Napi::Env env, Napi::Object exports);  // host_seccomp_linux.cc
 // The bench addon only (target ukvm_bench):
 void RegisterBench(Napi::Env env, Napi::Object exports);  // bench_linux.cc
 

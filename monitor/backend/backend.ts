@@ -112,6 +112,24 @@ export interface ProcessSignals {
   restoreDefaults(): void;
 }
 
+/** Where a sandbox applies: every thread of the process (the CLI), or only the calling thread (a library VM's worker). */
+export type SandboxScope = 'process' | 'thread';
+
+/**
+ * The monitor confining itself once a VM is set up (docs/abi.md §17; Linux:
+ * monitor/sandbox/, seccomp-BPF). After enter() the calling thread (scope
+ * 'thread') or every thread of the process ('process') can no longer open
+ * files, run programs, use the network or create processes.
+ */
+export interface Sandbox {
+  /**
+   * Refuses a READ_IMPLIES_EXEC personality, sets no-new-privileges and
+   * installs the filter of the scope; throws HostError if any of that fails.
+   * Once confined, a later call with the same scope does nothing.
+   */
+  enter(scope: SandboxScope): void;
+}
+
 /** Everything of one platform: the hypervisor, the host, and what works from any thread. */
 export interface Platform {
   readonly name: string;
@@ -119,6 +137,8 @@ export interface Platform {
   openBackend(): Backend;
   readonly host: HostIo;
   readonly signals: ProcessSignals;
+  /** Confinement after set-up: VmConfig.sandbox calls it right before the first KVM_RUN. */
+  readonly sandbox: Sandbox;
   /** Stops a vCPU from any thread; false if it no longer exists. */
   stop(handle: VcpuHandle): boolean;
   /**

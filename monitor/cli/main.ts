@@ -8,6 +8,7 @@ import { ExitCode, KernelError, TenderError, UsageError } from '../errors.js';
 import { openKernel } from '../kernel/kernel.js';
 import type { ModuleDescriptor } from '../module.js';
 import { PACKAGE_ROOT } from '../paths.js';
+import { DEBUG_PROGRAM, sandboxStep } from '../sandbox/step.js';
 import { createVm } from '../vm/compose.js';
 import { firstPass, secondPass, usageText, versionText } from './parse.js';
 import { printer } from './printer.js';
@@ -22,6 +23,9 @@ export interface CliOptions {
   /** Only a kernel whose manifest has exactly these bytes is run (generated monitors). */
   expectManifest?: Uint8Array;
 }
+
+/** The core option that runs the guest without the sandbox (one warning). */
+const NO_SANDBOX = '--no-sandbox';
 
 /** UKVM_POLL_SPIN_NS tunes how long POLL spins before it sleeps (see VmConfig.pollSpinNs). */
 function pollSpin(): { pollSpinNs?: number } {
@@ -62,7 +66,9 @@ export function main(argv: readonly string[], prog: string, descriptors: readonl
       throw new KernelError(`${action.kernel}: manifest differs from the one this monitor was generated for`);
     }
     const modules = descriptors.map((d) => d.create({}, { host: host.host }));
-    const memoryBytes = secondPass(action.options, kernel.manifest, modules);
+    // --no-sandbox is a core option like --mem=, taken before the modules see the rest.
+    const noSandbox = action.options.includes(NO_SANDBOX);
+    const memoryBytes = secondPass(action.options.filter((o) => o !== NO_SANDBOX), kernel.manifest, modules);
     host.signals.catchTermination();
     const vm = createVm({
       kernel,
@@ -73,6 +79,14 @@ export function main(argv: readonly string[], prog: string, descriptors: readonl
       host: host.host,
       warn: say.line,
       ...pollSpin(),
+      // Every thread of this process is confined right before the guest first runs (monitor/sandbox/).
+      sandbox: sandboxStep({
+        sandbox: host.sandbox,
+        scope: 'process',
+        skip: prog === DEBUG_PROGRAM ? 'debug-program' : noSandbox ? 'no-sandbox' : undefined,
+        modules,
+        warn: say.line,
+      }),
     });
     refuseInspector();
     const outcome = vm.run();

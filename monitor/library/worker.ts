@@ -7,6 +7,7 @@ import { platform } from '../backend/index.js';
 import { errorRecord, GuestError } from '../errors.js';
 import { kernelFromBytes, openKernel } from '../kernel/kernel.js';
 import { REGISTRY } from '../registry.js';
+import { sandboxStep } from '../sandbox/step.js';
 import { printable } from '../text.js';
 import { createVm, DEVICE_BYTES_LENGTH, type Vm } from '../vm/compose.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
@@ -26,6 +27,7 @@ function run(): void {
     const kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
     const env = { host: host.host, output: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) };
     const modules = REGISTRY.map((d) => d.create(input.modules[d.name] ?? {}, env));
+    const warn = (line: string) => post({ type: 'warn', line: printable(line) });
     vm = createVm({
       kernel,
       memoryBytes: BigInt(input.memoryMiB) << 20n,
@@ -33,10 +35,13 @@ function run(): void {
       modules,
       backend: () => host.openBackend(),
       host: host.host,
-      warn: (line) => post({ type: 'warn', line: printable(line) }),
+      warn,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
       deviceBytes: new Float64Array(input.stats, STATS.deviceBytes * 8, DEVICE_BYTES_LENGTH),
       ...(input.pollSpinNs !== undefined ? { pollSpinNs: input.pollSpinNs } : {}),
+      // This worker thread alone is confined before the guest first runs; the
+      // embedding program's threads are left alone (monitor/sandbox/).
+      sandbox: sandboxStep({ sandbox: host.sandbox, scope: 'thread', modules, warn }),
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));

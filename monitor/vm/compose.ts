@@ -44,6 +44,14 @@ export interface VmConfig {
   counters?: Float64Array;
   /** Per-device byte counters, DEVICE_BYTES_LENGTH entries (see SetupContext.countBytes). */
   deviceBytes?: Float64Array;
+  /**
+   * The last step of set-up (§1 step 14, §17): called once, on the thread
+   * that runs the VM, after everything is open and boot info is written,
+   * right before the first KVM_RUN. The CLI and the library worker pass
+   * sandbox/step.ts (the sandbox, or its warnings); without it the VM runs
+   * unconfined. A throw ends run() with that error before the guest starts.
+   */
+  sandbox?: () => void;
 }
 
 /** Two counters for each of the 64 possible manifest entries: [2h] into the guest, [2h + 1] out. */
@@ -54,7 +62,7 @@ export const DEFAULT_POLL_SPIN_NS = 0;
 export interface Vm {
   /** Names the vCPU to other threads (stop, CPU time). */
   readonly handle: VcpuHandle;
-  /** Runs the guest until it halts, a signal arrives or stop() is called. */
+  /** Runs the guest until it halts, a signal arrives or stop() is called; the first call runs VmConfig.sandbox first. */
   run(): RunOutcome;
   /** Makes run() return { kind: 'stopped' } soon. */
   stop(): void;
@@ -136,9 +144,16 @@ export function createVm(config: VmConfig): Vm {
     ownBackend?.close();
     ownBackend = undefined;
     let closed = false;
+    let started = false;
     return {
       handle: cpu.handle,
-      run: () => core.run(cpu),
+      run: () => {
+        if (!started) {
+          started = true;
+          config.sandbox?.();
+        }
+        return core.run(cpu);
+      },
       stop: () => cpu.kick(),
       close() {
         if (closed) return;

@@ -1,7 +1,7 @@
 // The host half of the native surface (native/host_*.cc): descriptors,
-// positional I/O on guest-memory views, tap interfaces, POLL's epoll wait set
-// and signal dispositions — the system calls Node cannot make itself, or not
-// cheaply enough on the hypercall path.
+// positional I/O on guest-memory views, tap interfaces, POLL's epoll wait set,
+// signal dispositions and the sandbox's calls — the system calls Node cannot
+// make itself, or not cheaply enough on the hypercall path.
 
 /** An Error thrown by the addon for a failed system call. */
 export interface NativeError extends Error {
@@ -71,6 +71,18 @@ export interface HostBinding {
   restoreDefaultSignals(signals: readonly number[]): void;
   /** The first termination signal caught, 0 if none. */
   pendingSignal(): number;
+
+  // The sandbox (host_seccomp_linux.cc; the policy is monitor/sandbox/).
+  /** The calling thread's personality(2) persona (read only). */
+  personality(): number;
+  /** prctl(PR_SET_NO_NEW_PRIVS, 1) on the calling thread. */
+  setNoNewPrivs(): void;
+  /**
+   * seccomp(SECCOMP_SET_MODE_FILTER) with a classic-BPF program (8 bytes per
+   * instruction); allThreads: SECCOMP_FILTER_FLAG_TSYNC (every thread of the
+   * process), else the calling thread (and threads it creates later).
+   */
+  seccompFilter(program: Uint8Array, allThreads: boolean): void;
 }
 
 /** What load.ts checks the loaded addon against: every member of HostBinding. */
@@ -97,4 +109,7 @@ export const HOST_SHAPE = {
   installTerminationHandlers: 'function',
   restoreDefaultSignals: 'function',
   pendingSignal: 'function',
+  personality: 'function',
+  setNoNewPrivs: 'function',
+  seccompFilter: 'function',
 } as const satisfies Record<keyof HostBinding, 'function'>;

@@ -2,6 +2,7 @@
 // The only file that hands the native binding to the rest of the backend.
 import { loadNative, type NativeBinding } from '../../../native/binding.js';
 import { useStrerror } from '../../errors.js';
+import { seccompSandbox } from '../../sandbox/linux.js';
 import type { Platform, VcpuHandle } from '../backend.js';
 import { KvmBackend } from './backend.js';
 import { interruptVcpu } from './debug.js';
@@ -29,6 +30,7 @@ export function kvmPlatform(binding: NativeBinding = loadNative()): Platform {
       catchTermination: () => binding.installTerminationHandlers([SIGINT, SIGTERM]),
       restoreDefaults: () => binding.restoreDefaultSignals([SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM]),
     },
+    sandbox: seccompSandbox(binding),
     stop: (h) => binding.kick(token(h)),
     interrupt: (h) => interruptVcpu(binding, token(h)),
     cpuTimeNs: (h) => binding.threadCpuNs(token(h)),

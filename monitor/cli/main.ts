@@ -42,8 +42,8 @@ export function main(argv: readonly string[], prog: string, descriptors: readonl
   const usage = () => say.raw(usageText(prog, descriptors));
   try {
     // First of all: no signal may open a debugging port (process-guard.ts).
-    const host = platform();
-    host.signals.restoreDefaults();
+    const plat = platform();
+    plat.signals.restoreDefaults();
     refuseInspector();
     const action = firstPass(argv, descriptors);
     switch (action.kind) {
@@ -65,23 +65,23 @@ export function main(argv: readonly string[], prog: string, descriptors: readonl
       kernel.close();
       throw new KernelError(`${action.kernel}: manifest differs from the one this monitor was generated for`);
     }
-    const modules = descriptors.map((d) => d.create({}, { host: host.host }));
+    const modules = descriptors.map((d) => d.create({}, { host: plat.host }));
     // --no-sandbox is a core option like --mem=, taken before the modules see the rest.
     const noSandbox = action.options.includes(NO_SANDBOX);
     const memoryBytes = secondPass(action.options.filter((o) => o !== NO_SANDBOX), kernel.manifest, modules);
-    host.signals.catchTermination();
+    plat.signals.catchTermination();
     const vm = createVm({
       kernel,
       memoryBytes,
       args: action.guestArgs,
       modules,
-      backend: () => host.openBackend(),
-      host: host.host,
+      backend: () => plat.openBackend(),
+      host: plat.host,
       warn: say.line,
       ...pollSpin(),
       // Every thread of this process is confined right before the guest first runs (monitor/sandbox/).
       sandbox: sandboxStep({
-        sandbox: host.sandbox,
+        sandbox: plat.sandbox,
         scope: 'process',
         skip: prog === DEBUG_PROGRAM ? 'debug-program' : noSandbox ? 'no-sandbox' : undefined,
         modules,

@@ -14,7 +14,7 @@ import { firstPass, secondPass, usageText, versionText } from './parse.js';
 import { printer } from './printer.js';
 import { refuseInspector } from './process-guard.js';
 
-function packageVersion(): string {
+export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }

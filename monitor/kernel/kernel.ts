@@ -17,8 +17,8 @@ export interface Kernel {
   close(): void;
 }
 
-
-function fdSource(fd: number, name: string): ByteSource {
+/** Reads a kernel through an open descriptor; read errors become KernelErrors naming it. */
+export function fdSource(fd: number, name: string): ByteSource {
   return {
     read(buf, position) {
       // No file is that large: a read there finds nothing, like one past EOF.

@@ -3,7 +3,7 @@
 // solo5-elftool writes (apart from the version in the first comment), with
 // its checks in its order and its messages. Pure: main.ts does the files.
 import { MFT_MAX_ENTRIES, MFT_NAME_SIZE } from '../kernel/manifest.js';
-import { cString, type JsonValue, kindName, parseJson } from './json.js';
+import { cString, type JsonValue, kindName, parseJson, shown } from './json.js';
 
 /** A failure of gen-manifest: the message is the whole diagnostic line. */
 export class ManifestSourceError extends Error {}
@@ -55,7 +55,7 @@ export function readManifestSource(bytes: Uint8Array, source: string): SourceDev
       }
       devices = m.value;
     } else {
-      fail(m.value.line, `(root): unknown key: ${key}`);
+      fail(m.value.line, `(root): unknown key: ${shown(key)}`);
     }
   }
   if (type?.kind !== 'string') return fail(root.line, 'missing .type');
@@ -79,7 +79,7 @@ export function readManifestSource(bytes: Uint8Array, source: string): SourceDev
         expect('string', m.value, '.devices[...]', 'STRING');
         devType = m.value;
       } else {
-        fail(m.value.line, `.devices[...]: unknown key: ${key}`);
+        fail(m.value.line, `.devices[...]: unknown key: ${shown(key)}`);
       }
     }
     if (name?.kind !== 'string') return fail(d.line, '.devices[...]: missing .name');

@@ -10,6 +10,8 @@
 // (latin1), \uXXXX is stored as UTF-8, and a NUL ends the string as far as
 // the C code was concerned (see cString).
 
+import { decodeLossless } from '../text.js';
+
 export type JsonValue =
   | { kind: 'null' | 'true' | 'false'; line: number }
   | { kind: 'string'; line: number; bytes: string }
@@ -26,6 +28,14 @@ export interface JsonMember {
 
 /** A parse failure; the message is the whole diagnostic (no file name, as the reference). */
 export class JsonError extends Error {}
+
+/**
+ * Bytes of the input as text for a diagnostic: UTF-8 where valid, any other
+ * byte kept to be shown as \xNN (the printer escapes control characters too).
+ */
+export function shown(bytes: string): string {
+  return decodeLossless(Buffer.from(bytes, 'latin1'));
+}
 
 /** The text C code saw of a string: up to its first NUL. */
 export function cString(bytes: string): string {
@@ -135,7 +145,7 @@ function readValue(r: Reader): JsonValue {
       return { kind: 'string', line, bytes: readString(r) };
     default:
       if (c === 0x2d || isDigit(c)) return number(readNumber(r), line);
-      return r.fail(`unexpected '${char(c)}'`);
+      return r.fail(`unexpected '${shown(char(c))}'`);
   }
 }
 
@@ -207,7 +217,7 @@ function readEscape(r: Reader): string {
   if (c === EOF) earlyEof();
   const simple = ESCAPES[c];
   if (simple !== undefined) return simple;
-  if (c !== 0x75) r.fail(`unknown escape code '\\${char(c)}'`);
+  if (c !== 0x75) r.fail(`unknown escape code '\\${shown(char(c))}'`);
   let x = 0;
   for (let i = 0; i < 4; i++) {
     const h = r.get();
@@ -241,7 +251,7 @@ function readNumber(r: Reader): string {
       c = r.get();
     }
   } else {
-    r.fail(`unexpected '${char(c)}'`);
+    r.fail(`unexpected '${shown(char(c))}'`);
   }
   if (c === 0x2e) {
     do {
@@ -262,7 +272,7 @@ function readNumber(r: Reader): string {
     }
   }
   if (c === 0x2c || c === 0x5d || c === 0x7d) r.unget(c);
-  else if (c !== EOF && !isCSpace(c)) r.fail(`unexpected '${char(c)}'`);
+  else if (c !== EOF && !isCSpace(c)) r.fail(`unexpected '${shown(char(c))}'`);
   return text;
 }
 

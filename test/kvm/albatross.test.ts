@@ -13,7 +13,7 @@
 // give status 1 and `Exiting on signal 15` (0 would make Albatross restart
 // it), and a guest's own exit status must come through unchanged.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -241,6 +241,60 @@ describeNet('Albatross: a unikernel with net and block, console on a FIFO', () =
       started?.child.kill('SIGKILL');
       started?.console.child.kill('SIGKILL');
       await ns.destroy();
+    }
+  });
+
+  it('a console reader that stalls holds the guest; SIGTERM still ends it, and the message reaches the reader', async () => {
+    const run = join(dir, 'stall');
+    spawnSync('mkdir', [run]);
+    const fifo = fifoAt(join(run, 'alba1.fifo'));
+    // The stalled console daemon: holds the read end open and reads nothing until told.
+    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    let child: ChildProcess | undefined;
+    try {
+      const fd = openSync(fifo, constants.O_WRONLY | constants.O_APPEND);
+      try {
+        child = spawn('taskset', ['-c', firstAllowedCpu(), 'solo5-hvt', '--mem=32', '--', guest('chatty'), '--name=alba1'], {
+          stdio: [fd, fd, fd],
+          env: { ...process.env, PATH: pathEnv },
+        });
+      } finally {
+        closeSync(fd);
+      }
+      const exited = new Promise<{ status: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child?.on('exit', (status, signal) => resolve({ status, signal })),
+      );
+      // Held: the vCPU thread waits in poll(2) for room in the full FIFO (syscall 7, or 271 ppoll).
+      const pid = child.pid as number;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const call = readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0];
+        if (call === '7' || call === '271') break;
+        if (Date.now() > deadline) throw new Error(`the tender never blocked on its console (syscall ${call})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGTERM');
+      // The message goes to the same full FIFO; it arrives once the reader drains it.
+      let text = '';
+      const buf = Buffer.alloc(65536);
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(readFd, buf, 0, buf.length, null);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await new Promise((r) => setTimeout(r, 10));
+          continue;
+        }
+        if (n === 0) break; // the tender is gone: no writer left
+        text += buf.toString('latin1', 0, n);
+      }
+      expect(await exited).toEqual({ status: 1, signal: null });
+      expect(text.startsWith('chatty\n')).toBe(true);
+      expect(text.endsWith('\nsolo5-hvt: Exiting on signal 15\n')).toBe(true);
+    } finally {
+      child?.kill('SIGKILL');
+      closeSync(readFd);
     }
   });
 

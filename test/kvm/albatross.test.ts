@@ -7,8 +7,8 @@
 //   taskset -c CPUS solo5-hvt --mem=MB --net:N=TAP --net-mac:N=MAC
 //     --block:N=PATH --block-sector-size:N=SIZE -- IMAGE --name=NAME ARGS…
 // with stdin, stdout and stderr all one descriptor of a FIFO opened
-// O_WRONLY|O_APPEND (a separate reader, as albatross-console, reads the
-// console); statistics come from /proc/PID/{stat,statm,status} parsed the
+// O_WRONLY|O_APPEND, whose other end the test reads as albatross-console
+// would; statistics come from /proc/PID/{stat,statm,status} parsed the
 // way albatross-stats parses them and from the tap's counters; SIGTERM must
 // give status 1 and `Exiting on signal 15` (0 would make Albatross restart
 // it), and a guest's own exit status must come through unchanged.
@@ -56,16 +56,43 @@ function albatrossAcceptsVersion(out: string, abi: number): boolean {
   });
 }
 
-/** A console reader on the other end of the FIFO (albatross-console's part). */
+/**
+ * The console reader on the other end of the FIFO (albatross-console's
+ * part): the FIFO is opened for reading, non-blocking, before its write end
+ * exists, so opening the write end never waits and the reader cannot see an
+ * end of file before the tender holds its copies; it then reads until every
+ * writer is gone.
+ */
 class FifoReader {
   text = '';
-  readonly child: ChildProcess;
-  readonly done: Promise<void>;
+  readonly fd: number;
+  done: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(path: string) {
-    this.child = spawn('cat', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
-    this.child.stdout?.setEncoding('utf8').on('data', (s: string) => (this.text += s));
-    this.done = new Promise((resolve) => this.child.on('close', () => resolve()));
+    this.fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  }
+
+  /** Starts reading; only once a writer exists (before that a read finds "end of file"). */
+  start(): void {
+    this.done = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    const buf = Buffer.alloc(65536);
+    while (!this.closed) {
+      let n: number;
+      try {
+        n = readSync(this.fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      // 0 only once a writer has come and every writer has gone.
+      if (n === 0) return;
+      this.text += buf.toString('latin1', 0, n);
+    }
   }
 
   async waitFor(re: RegExp, timeoutMs = 30_000): Promise<void> {
@@ -75,25 +102,12 @@ class FifoReader {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
-}
 
-/**
- * Opens the FIFO the way Albatross does (O_WRONLY|O_APPEND, blocking), once
- * the reader has it open: probing with O_NONBLOCK first (ENXIO while nobody
- * reads) keeps a reader that never comes from hanging the test.
- */
-async function openFifoForWriting(path: string): Promise<number> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
   }
-  return openSync(path, constants.O_WRONLY | constants.O_APPEND);
 }
 
 interface Started {
@@ -103,7 +117,7 @@ interface Started {
 }
 
 /** Starts the unikernel inside ns exactly as Albatross's Vmm_unix.exec builds the command line. */
-async function startAsAlbatross(ns: Netns, tap: string, disk: string, fifo: string, args: string[]): Promise<Started> {
+function startAsAlbatross(ns: Netns, tap: string, disk: string, fifo: string, args: string[]): Started {
   const line = [
     'taskset', '-c', firstAllowedCpu(), 'solo5-hvt', '--mem=32',
     `--net:service=${tap}`, `--net-mac:service=${MAC}`,
@@ -111,7 +125,9 @@ async function startAsAlbatross(ns: Netns, tap: string, disk: string, fifo: stri
     '--', IMAGE, '--name=alba1', ...args,
   ];
   const console = new FifoReader(fifo);
-  const fd = await openFifoForWriting(fifo);
+  // As Albatross: O_WRONLY|O_APPEND, blocking (a reader is there, so no wait).
+  const fd = openSync(fifo, constants.O_WRONLY | constants.O_APPEND);
+  console.start();
   let child: ChildProcess;
   try {
     // `ip netns exec` execs its command in place (as taskset does), so the
@@ -202,7 +218,7 @@ describeNet('Albatross: a unikernel with net and block, console on a FIFO', () =
     try {
       const tap = ns.addTap().name;
       const before = tapCounters(ns, tap);
-      started = await startAsAlbatross(ns, tap, disk, fifo, ['hello', 'world']);
+      started = startAsAlbatross(ns, tap, disk, fifo, ['hello', 'world']);
       const { child, console } = started;
       await console.waitFor(/albatross: ready\n/);
       expect(console.text).toContain('albatross: cmdline=--name=alba1 hello world\n');
@@ -239,7 +255,7 @@ describeNet('Albatross: a unikernel with net and block, console on a FIFO', () =
       expect(after.subarray(DISK_BYTES - SECTOR, DISK_BYTES - SECTOR + 19).toString('latin1')).toBe('albatross was here\n');
     } finally {
       started?.child.kill('SIGKILL');
-      started?.console.child.kill('SIGKILL');
+      started?.console.close();
       await ns.destroy();
     }
   });
@@ -308,7 +324,7 @@ describeNet('Albatross: a unikernel with net and block, console on a FIFO', () =
     let started: Started | undefined;
     try {
       const tap = ns.addTap().name;
-      started = await startAsAlbatross(ns, tap, disk, fifo, [`exit=${code}`]);
+      started = startAsAlbatross(ns, tap, disk, fifo, [`exit=${code}`]);
       const end = await Promise.race([
         started.exited,
         new Promise<'late'>((r) => setTimeout(() => r('late'), 50_000)),
@@ -321,7 +337,7 @@ describeNet('Albatross: a unikernel with net and block, console on a FIFO', () =
       expect(text).not.toContain('solo5-hvt:');
     } finally {
       started?.child.kill('SIGKILL');
-      started?.console.child.kill('SIGKILL');
+      started?.console.close();
       await ns.destroy();
     }
   });

@@ -8,7 +8,9 @@
       "native/host_signals_linux.cc",
       "native/host_waitset_linux.cc",
       "native/host_tap_linux.cc",
-      "native/host_seccomp_linux.cc"
+      "native/host_seccomp_linux.cc",
+      "native/host_ring_linux.cc",
+      "native/guest_mapping.cc"
     ]
   },
   "target_defaults": {

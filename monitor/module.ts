@@ -5,7 +5,7 @@
 // is driven from that list. A descriptor's create() makes a fresh Module per
 // VM whose state lives in the closure, so one process runs many VMs.
 import type { HypercallNr } from './abi/constants.js';
-import type { RunControl, VcpuExit, VcpuHandle } from './backend/backend.js';
+import type { PortEvents, RunControl, SandboxScope, VcpuExit, VcpuHandle } from './backend/backend.js';
 import type { DebugVcpu } from './backend/debug.js';
 import type { HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
@@ -57,6 +57,17 @@ export interface SetupContext {
   readonly vcpu: VcpuHandle;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
+  /** mem_size: bytes the guest owns; a reservation (extraMemory, the net ring) starts here (§6.1, §13.2). */
+  readonly memSize: number;
+  /** Port writes that signal an eventfd without an exit (the net ring's kick, §13.5). */
+  readonly portEvents: PortEvents;
+  /** What boot info will advertise (§8.2); a module offering ring I/O sets both (§13.5). */
+  readonly bootInfo: { hostFeatures: number; netRing: number };
+  /**
+   * Counters written by the net ring's I/O thread, backed by a
+   * SharedArrayBuffer (RING_COUNTERS_LENGTH slots, see vm/compose.ts).
+   */
+  readonly ringCounters: Float64Array;
 }
 
 /** One module's part in one VM. */
@@ -84,6 +95,13 @@ export interface Module {
    * and prints the reference's two warnings (docs/abi.md §17).
    */
   sandbox?(): 'skip' | undefined;
+  /**
+   * Told, on the VM's thread right after the sandbox step, how the VM's
+   * thread was confined ('process': every thread, 'thread': the VM's thread
+   * only; null: not at all). A module with a thread of its own confines it
+   * the same way when the scope does not reach it ('thread').
+   */
+  sandboxed?(scope: SandboxScope | null): void;
   /** Releases host resources (descriptors); called when the VM is closed or fails to build. Idempotent. */
   close?(): void;
 }

@@ -20,6 +20,8 @@ void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterTap(Napi::Env, Napi::Object) {}
 void RegisterSeccomp(Napi::Env, Napi::Object) {}
+void RegisterRing(Napi::Env, Napi::Object) {}
+void RegisterGuestMapping(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
 #endif
 }  // namespace ukvm
@@ -33,6 +35,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterWaitset(env, exports);
   ukvm::RegisterTap(env, exports);
   ukvm::RegisterSeccomp(env, exports);
+  ukvm::RegisterRing(env, exports);
+  ukvm::RegisterGuestMapping(env, exports);
 #ifdef UKVM_BENCH
   ukvm::RegisterBench(env, exports);
 #endif

@@ -7,6 +7,7 @@
 // each pinned here to the value docs/abi.md Appendix A gives, and checked
 // again by native/binding/load.ts when the addon is loaded.
 #include "kvm_common.h"
+#include "guest_mapping.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -149,7 +150,7 @@ static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("vmFd", Num(env, vm));
-  out.Set("memory", MappedBuffer(env, mem, size));
+  out.Set("memory", GuestMappingBuffer(env, mem, size));
   return out;
 }
 

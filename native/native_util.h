@@ -86,6 +86,8 @@ void RegisterSignals(Napi::Env env, Napi::Object exports);  // host_signals_linu
 void RegisterWaitset(Napi::Env env, Napi::Object exports);  // host_waitset_linux.cc
 void RegisterTap(Napi::Env env, Napi::Object exports);      // host_tap_linux.cc
 void RegisterSeccomp(Napi::Env env, Napi::Object exports);  // host_seccomp_linux.cc
+void RegisterRing(Napi::Env env, Napi::Object exports);     // host_ring_linux.cc
+void RegisterGuestMapping(Napi::Env env, Napi::Object exports);  // guest_mapping.cc
 // The bench addon only (target ukvm_bench):
 void RegisterBench(Napi::Env env, Napi::Object exports);  // bench_linux.cc
 

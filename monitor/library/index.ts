@@ -29,8 +29,10 @@ export interface ExitInfo {
 export interface UnikernelStats {
   exits: Record<string, number>;
   hypercalls: Record<string, number>;
-  /** Per attached device: bytes into the guest (block reads, frames received) and out. */
+  /** Per attached device: bytes into the guest (block reads, frames received) and out, by hypercall and ring alike. */
   devices: Record<string, { in: number; out: number }>;
+  /** Net ring entries served (docs/abi.md §13): NET_READ entries committed, NET_WRITE entries sent. */
+  ring: { reads: number; writes: number };
   wallMs: number;
   vcpuMs: number;
 }
@@ -151,10 +153,12 @@ function readStats(s: Float64Array, names: { name: string; type: number }[], wal
   const devices: Record<string, { in: number; out: number }> = {};
   names.forEach((d, i) => {
     if (d.type === DeviceType.BLOCK_BASIC || d.type === DeviceType.NET_BASIC) {
-      devices[d.name] = { in: s[STATS.deviceBytes + 2 * i] ?? 0, out: s[STATS.deviceBytes + 2 * i + 1] ?? 0 };
+      const at = (base: number, k: number) => s[base + 2 * i + k] ?? 0;
+      devices[d.name] = { in: at(STATS.deviceBytes, 0) + at(STATS.ring + 2, 0), out: at(STATS.deviceBytes, 1) + at(STATS.ring + 2, 1) };
     }
   });
   const start = s[STATS.cpuStart] ?? 0;
   const end = ended ? (s[STATS.cpuEnd] ?? 0) : vcpu ? platform().cpuTimeNs(vcpu) : 0;
-  return { exits, hypercalls, devices, wallMs, vcpuMs: Math.max(0, end - start) / 1e6 };
+  const ring = { reads: s[STATS.ring] ?? 0, writes: s[STATS.ring + 1] ?? 0 };
+  return { exits, hypercalls, devices, ring, wallMs, vcpuMs: Math.max(0, end - start) / 1e6 };
 }

@@ -3,7 +3,7 @@
 import type { VcpuHandle } from '../backend/backend.js';
 import type { ErrorRecord } from '../errors.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
-import { DEVICE_BYTES_LENGTH } from '../vm/compose.js';
+import { DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH } from '../vm/compose.js';
 
 /** Layout of the SharedArrayBuffer of one VM's stats, in Float64 slots. */
 export const STATS = {
@@ -13,7 +13,9 @@ export const STATS = {
   cpuStart: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH,
   /** ... and when it ended (0 while running). */
   cpuEnd: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 1,
-  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
+  /** The net ring's counters (vm/compose.ts RING_COUNTERS_LENGTH), written by its I/O thread. */
+  ring: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
+  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2 + RING_COUNTERS_LENGTH,
 } as const;
 
 /** Options as they cross to the worker (no functions or streams). */

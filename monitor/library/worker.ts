@@ -9,7 +9,7 @@ import { kernelFromBytes, openKernel } from '../kernel/kernel.js';
 import { REGISTRY } from '../registry.js';
 import { sandboxStep } from '../sandbox/step.js';
 import { printable } from '../text.js';
-import { createVm, DEVICE_BYTES_LENGTH, type Vm } from '../vm/compose.js';
+import { createVm, DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH, type Vm } from '../vm/compose.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
 import { postingSink } from './console-flow.js';
 import { STATS, type WorkerInput, type WorkerMessage } from './shared.js';
@@ -38,6 +38,7 @@ function run(): void {
       warn,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
       deviceBytes: new Float64Array(input.stats, STATS.deviceBytes * 8, DEVICE_BYTES_LENGTH),
+      ringCounters: new Float64Array(input.stats, STATS.ring * 8, RING_COUNTERS_LENGTH),
       ...(input.pollSpinNs !== undefined ? { pollSpinNs: input.pollSpinNs } : {}),
       // This worker thread alone is confined before the guest first runs; the
       // embedding program's threads are left alone (monitor/sandbox/).

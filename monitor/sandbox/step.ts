@@ -43,12 +43,12 @@ export function sandboxStep(o: SandboxStepOptions): () => void {
     const skip = o.skip ?? (o.modules.some((m) => m.sandbox?.() === 'skip') ? 'module' : undefined);
     if (skip === 'no-sandbox') {
       o.warn(NO_SANDBOX_WARNING);
-      return;
-    }
-    if (skip !== undefined) {
+    } else if (skip !== undefined) {
       for (const w of UNCONFINED_WARNINGS) o.warn(w);
-      return;
+    } else {
+      o.sandbox.enter(o.scope);
     }
-    o.sandbox.enter(o.scope);
+    // Threads of modules (the net ring's consumer) follow the VM's thread.
+    for (const m of o.modules) m.sandboxed?.(skip === undefined ? o.scope : null);
   };
 }

@@ -486,6 +486,10 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
       countBytes: () => {},
       vcpu: { backend: 'none', token: -1 },
       warn: () => {},
+      memSize: 0x10000,
+      portEvents: { available: false, attach() {}, detach() {} },
+      bootInfo: { hostFeatures: 0, netRing: 0 },
+      ringCounters: new Float64Array(130),
       get hooks() { return hooks; },
     } as SetupContext & { hooks: unknown[] };
   };

@@ -274,6 +274,8 @@ describe('createVm: the sandbox step runs once, after set-up, before the first e
     const backend: Backend = {
       createMachine: (size) => ({
         memory: new ArrayBuffer(size),
+        share: () => new SharedArrayBuffer(size),
+        portEvents: { available: false, attach() {}, detach() {} },
         protect() {},
         close() {},
         createVcpu: (): Vcpu => ({

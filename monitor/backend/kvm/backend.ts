@@ -5,7 +5,7 @@
 import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
 import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
 import { HostError, withErrno } from '../../errors.js';
-import type { Backend, BootState, FatalExit, Machine, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
+import type { Backend, BootState, FatalExit, Machine, PortEvents, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
 import type { DebugVcpu } from '../debug.js';
 import { KvmDebug } from './debug.js';
 import { decodeExit, describeFatal } from './exits.js';
@@ -14,6 +14,7 @@ import { KvmRunControl, KvmWaitSet } from './wait-set.js';
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;
 const CAP_GET_TSC_KHZ = 61;
+const CAP_IOEVENTFD = 36;
 const CPUID_MAX_ENTRIES = 100;
 
 /** "KVM: ioctl (NAME) failed: strerror" */
@@ -71,13 +72,38 @@ export class KvmBackend implements Backend {
 }
 
 class KvmMachine implements Machine {
+  readonly portEvents: PortEvents;
+
   constructor(
     private readonly b: NativeBinding,
     private readonly kvmFd: number,
     private readonly runSize: number,
     readonly vmFd: number,
     readonly memory: ArrayBuffer,
-  ) {}
+  ) {
+    // §13.5: without the capability the ring is silently not offered.
+    let available = false;
+    try {
+      available = b.checkExtension(kvmFd, CAP_IOEVENTFD) > 0;
+    } catch {
+      available = false;
+    }
+    this.portEvents = {
+      available,
+      attach: (port, fd) => b.ioeventfd(vmFd, port, 4, fd, true),
+      detach: (port, fd) => {
+        try {
+          b.ioeventfd(vmFd, port, 4, fd, false);
+        } catch {
+          // Nothing is left to undo, or the VM is going away anyway.
+        }
+      },
+    };
+  }
+
+  share(): SharedArrayBuffer {
+    return this.b.shareMemory(this.memory);
+  }
 
   protect(start: number, end: number, prot: number): void {
     this.b.protect(this.memory, start, end - start, prot);

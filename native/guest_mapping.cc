@@ -1,0 +1,93 @@
+// Reference-counted guest RAM mappings (see guest_mapping.h) and the one
+// export that shares one with another thread: shareMemory(memory).
+//
+// N-API cannot make a SharedArrayBuffer over memory it did not allocate, so
+// shareMemory uses V8 directly: SharedArrayBuffer::NewBackingStore with a
+// deleter of our own, then hands the object back as a napi_value. That last
+// step relies on how Node implements N-API (a napi_value is the address of
+// a V8 handle slot, v8impl::JsValueFromV8LocalValue); it is so in every Node
+// from 10 to 22, and native/binding/load.ts checks at load that the result
+// is a SharedArrayBuffer aliasing the given memory.
+#include "guest_mapping.h"
+
+#include <sys/mman.h>
+#include <v8.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_map>
+
+namespace ukvm {
+
+namespace {
+
+struct Mapping {
+  void* p;
+  size_t len;
+  std::atomic<int> refs;
+};
+
+// Live mappings by address, so shareMemory can find the one an ArrayBuffer
+// shows. Guarded by a mutex: buffers are collected on any thread.
+std::mutex g_lock;
+std::unordered_map<void*, Mapping*> g_mappings;
+
+void Release(Mapping* m) {
+  if (m->refs.fetch_sub(1) != 1) return;
+  {
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_mappings.erase(m->p);
+  }
+  munmap(m->p, m->len);
+  delete m;
+}
+
+void FinalizeArrayBuffer(Napi::Env, void*, Mapping* m) { Release(m); }
+
+void DeleteBackingStore(void*, size_t, void* m) { Release(static_cast<Mapping*>(m)); }
+
+}  // namespace
+
+Napi::ArrayBuffer GuestMappingBuffer(Napi::Env env, void* p, size_t len) {
+  auto* m = new Mapping{p, len, {1}};
+  {
+    std::lock_guard<std::mutex> hold(g_lock);
+    g_mappings[p] = m;
+  }
+  return Napi::ArrayBuffer::New(env, p, len, FinalizeArrayBuffer, m);
+}
+
+// shareMemory(memory): a SharedArrayBuffer over the same pages as the guest
+// memory ArrayBuffer `memory` (made by createVm). Throws a TypeError for any
+// other buffer.
+static Napi::Value ShareMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    ThrowType(env, "expected the guest memory ArrayBuffer");
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  Mapping* m = nullptr;
+  {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_mappings.find(ab.Data());
+    if (it != g_mappings.end() && it->second->len == ab.ByteLength()) {
+      m = it->second;
+      m->refs.fetch_add(1);
+    }
+  }
+  if (!m) {
+    ThrowType(env, "not a guest memory buffer");
+    return env.Undefined();
+  }
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(m->p, m->len, DeleteBackingStore, m);
+  v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+  return Napi::Value(env, reinterpret_cast<napi_value>(*sab));
+}
+
+void RegisterGuestMapping(Napi::Env env, Napi::Object exports) {
+  exports.Set("shareMemory", Napi::Function::New(env, ShareMemory));
+}
+
+}  // namespace ukvm

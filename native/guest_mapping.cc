@@ -10,6 +10,7 @@
 // is a SharedArrayBuffer aliasing the given memory.
 #include "guest_mapping.h"
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <v8.h>
 
@@ -86,7 +87,19 @@ static Napi::Value ShareMemory(const Napi::CallbackInfo& info) {
   return Napi::Value(env, reinterpret_cast<napi_value>(*sab));
 }
 
+// V8 frees a SharedArrayBuffer's backing store when its last holder goes,
+// which can be while an isolate is disposed, after Node has unloaded the
+// addon of the worker that loaded it last; the deleter above must still be
+// there then. So the addon pins itself once loaded (RTLD_NODELETE).
+static void PinAddon() {
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&DeleteBackingStore), &self) && self.dli_fname) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
 void RegisterGuestMapping(Napi::Env env, Napi::Object exports) {
+  PinAddon();
   exports.Set("shareMemory", Napi::Function::New(env, ShareMemory));
 }
 

@@ -29,8 +29,8 @@
  *                   Prints "host-fields: ret=R ent_head=H com_tail=T".
  *   kick            OUT to port 0x600 (a kick with nothing to do) 1000 times, then a read.
  *                   Without the ring the first OUT ends the run (Invalid guest port access).
- *   idle            prints "idle", then POLLs for an hour (SIGTERM / stop() while the
- *                   ring thread sleeps).
+ *   idle            prints "idle", then POLLs (an hour at a time) and drops what comes
+ *                   in (SIGTERM / stop() while the ring thread sleeps).
  *   spin            prints "spinning", then reads through the ring forever (the ring thread
  *                   never sleeps: SIGTERM / stop() while it spins).
  */
@@ -103,8 +103,12 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   }
   if (strcmp(mode, "idle") == 0) {
     hvt_printf("idle\n");
-    hvt_poll(3600000000000ull, 0);
-    return 0;
+    for (;;) {
+      /* Stray frames are read and dropped; between them the ring thread sleeps. */
+      hvt_poll(3600000000000ull, 0);
+      size_t got;
+      while (hvt_s5_net_read(handle, rx, sizeof rx, &got) == HVT_OK) {}
+    }
   }
   if (!ring) return 3;
   struct hvt_ring *r = hvt_net_ring;

@@ -20,7 +20,14 @@ import type { RingWorkerInput } from './ring-worker.js';
 
 /** `--net-ring=` / netRing: offer the ring, or leave the guest the hypercalls only. */
 export type RingMode = 'on' | 'off';
-export const DEFAULT_RING_MODE: RingMode = 'on';
+/**
+ * Off, from the measurement (README, Numbers): on this PVM host guest code
+ * is emulated, and the guest's side of the ring (copying each frame into
+ * its slot buffer, spinning for each read's commit) costs more than the VM
+ * exits it saves; the hypercalls are faster. The reference offers the ring
+ * by default; where guest code runs natively, --net-ring=on is worth trying.
+ */
+export const DEFAULT_RING_MODE: RingMode = 'off';
 
 /** How long the I/O thread spins after its last entry before it sleeps (see README, Numbers). */
 export const RING_SPIN_MS = 0.2;

@@ -25,7 +25,7 @@ export interface UnikernelOptions {
   net?: Readonly<Record<string, string | { fd: number }>>;
   /** MAC addresses by manifest name, "xx:xx:xx:xx:xx:xx". */
   netMac?: Readonly<Record<string, string>>;
-  /** Offer the shared net ring (docs/abi.md §13), as --net-ring=; default 'on'. */
+  /** Offer the shared net ring (docs/abi.md §13), as --net-ring=; default 'off' (README: Numbers). */
   netRing?: 'on' | 'off';
   /** Directory for a core file when the guest aborts (as --dumpcore=DIR). */
   dumpcore?: string;

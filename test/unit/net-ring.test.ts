@@ -260,3 +260,71 @@ describe('--net-ring and netRing', () => {
     for (const bad of [true, 1, 'yes', null]) expect(() => opt?.check(bad)).toThrowError(new OptionError("netRing must be 'on' or 'off'"));
   });
 });
+
+describe('offering the ring (§13.5): each failing step warns once and leaves the hypercalls', () => {
+  function ctx(o: { available?: boolean; attach?: () => void; share?: () => never }) {
+    const warnings: string[] = [];
+    const closed: number[] = [];
+    const detached: number[] = [];
+    const c = {
+      portEvents: { available: o.available ?? true, attach: o.attach ?? (() => {}), detach: (_p: number, fd: number) => detached.push(fd) },
+      warn: (m: string) => warnings.push(m),
+      memory: { share: o.share ?? (() => { throw new HostError('guest memory cannot be shared with another thread here'); }) },
+      bootInfo: { hostFeatures: 0, netRing: 0 },
+      memSize: 64 << 20,
+      ringCounters: new Float64Array(new SharedArrayBuffer(RING_COUNTERS_LENGTH * 8)),
+      vcpu: { backend: 'fake', token: 1 },
+      onHalt() {},
+      onVmexit() {},
+    };
+    const host = {
+      eventfd: () => 42,
+      close: (fd: number) => closed.push(fd),
+      write: () => 8,
+    };
+    return { c, host, warnings, closed, detached };
+  }
+  const errno = (code: string, text: string) => Object.assign(new Error(`x: ${text}`), { errno: 1, code, syscall: 'x' });
+
+  it('no ioeventfd on the host: nothing offered, nothing printed', async () => {
+    const { startRing } = await import('../../modules/net/ring.js');
+    const t = ctx({ available: false });
+    expect(startRing(t.c as never, new Map([[1, 5]]), t.host as never)).toBeNull();
+    expect({ w: t.warnings, b: t.c.bootInfo }).toEqual({ w: [], b: { hostFeatures: 0, netRing: 0 } });
+  });
+
+  it('eventfd fails: the reference\'s warning', async () => {
+    const { startRing } = await import('../../modules/net/ring.js');
+    const t = ctx({});
+    t.host.eventfd = () => {
+      throw errno('EMFILE', 'Too many open files');
+    };
+    expect(startRing(t.c as never, new Map([[1, 5]]), t.host as never)).toBeNull();
+    expect(t.warnings).toEqual(['eventfd() failed, falling back to hypercalls: Too many open files']);
+    expect(t.c.bootInfo).toEqual({ hostFeatures: 0, netRing: 0 });
+  });
+
+  it('KVM_IOEVENTFD fails: the reference\'s warning, the eventfd closed', async () => {
+    const { startRing } = await import('../../modules/net/ring.js');
+    const t = ctx({
+      attach: () => {
+        throw errno('EEXIST', 'File exists');
+      },
+    });
+    expect(startRing(t.c as never, new Map([[1, 5]]), t.host as never)).toBeNull();
+    expect({ w: t.warnings, closed: t.closed }).toEqual({ w: ['KVM_IOEVENTFD failed, falling back to hypercalls: File exists'], closed: [42] });
+    expect(t.c.bootInfo).toEqual({ hostFeatures: 0, netRing: 0 });
+  });
+
+  it('the thread cannot start: one warning, the port unbound again, the eventfd closed', async () => {
+    const { startRing } = await import('../../modules/net/ring.js');
+    const t = ctx({});
+    expect(startRing(t.c as never, new Map([[1, 5]]), t.host as never)).toBeNull();
+    expect({ w: t.warnings, closed: t.closed, detached: t.detached }).toEqual({
+      w: ['could not start the net ring thread (guest memory cannot be shared with another thread here), falling back to hypercalls'],
+      closed: [42],
+      detached: [42],
+    });
+    expect(t.c.bootInfo).toEqual({ hostFeatures: 0, netRing: 0 });
+  });
+});

@@ -6,8 +6,8 @@
 // deleter of our own, then hands the object back as a napi_value. That last
 // step relies on how Node implements N-API (a napi_value is the address of
 // a V8 handle slot, v8impl::JsValueFromV8LocalValue); it is so in every Node
-// from 10 to 22, and native/binding/load.ts checks at load that the result
-// is a SharedArrayBuffer aliasing the given memory.
+// from 10 to 22, and test/kvm/guest-memory-share.test.ts checks that the
+// result is a SharedArrayBuffer aliasing the given memory.
 #include "guest_mapping.h"
 
 #include <dlfcn.h>

@@ -82,14 +82,19 @@ class KvmMachine implements Machine {
     readonly memory: ArrayBuffer,
   ) {
     // §13.5: without the capability the ring is silently not offered.
-    let available = false;
-    try {
-      available = b.checkExtension(kvmFd, CAP_IOEVENTFD) > 0;
-    } catch {
-      available = false;
-    }
+    // Asked only when a module wants it (the net ring), once.
+    let available: boolean | undefined;
     this.portEvents = {
-      available,
+      get available() {
+        if (available === undefined) {
+          try {
+            available = b.checkExtension(kvmFd, CAP_IOEVENTFD) > 0;
+          } catch {
+            available = false;
+          }
+        }
+        return available;
+      },
       attach: (port, fd) => b.ioeventfd(vmFd, port, 4, fd, true),
       detach: (port, fd) => {
         try {

@@ -3,7 +3,7 @@
 // the sandbox (monitor/sandbox/policy.ts) must allow — and checks every one
 // of them against the monitor's real seccomp program.
 //
-//   node scripts/syscalls.mjs [--kvm] [--library] [--tty] [--probe] [--soak M] [--out FILE]
+//   node scripts/syscalls.mjs [--kvm] [--gdb] [--library] [--tty] [--probe] [--soak M] [--out FILE]
 //   node scripts/syscalls.mjs --check FILE      (re-check a saved measurement against the current policy)
 // (The exit cost with and without the filter is bench/sandbox.mjs, a row of `npm run bench`.)
 //
@@ -19,6 +19,7 @@
 //
 // Workloads (default: --kvm --library --tty --probe):
 //   --kvm      the KVM test suite (test/kvm), without the library and sandbox tests
+//   --gdb      test/kvm/gdb.test.ts alone (real gdb; also part of --kvm)
 //   --library  the library tests (test/kvm/library*.test.ts, examples.test.ts)
 //   --tty      hello, a block guest and a SIGTERM with the console on a terminal (script(1))
 //   --probe    test/kvm/sandbox-probe.mjs's probes that must run through (libuv's pool
@@ -45,7 +46,7 @@ const BIN = join(ROOT, 'bin', 'ukvm-ts');
 const GUESTS = join(ROOT, 'test', 'guests', 'build');
 const UNISTD = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';
 
-const USAGE = `usage: node scripts/syscalls.mjs [--kvm] [--library] [--tty] [--probe] [--soak MINUTES] [--log FILE] [--out FILE]
+const USAGE = `usage: node scripts/syscalls.mjs [--kvm] [--gdb] [--library] [--tty] [--probe] [--soak MINUTES] [--log FILE] [--out FILE]
        node scripts/syscalls.mjs --check FILE
 
 Runs the workloads under strace -f (the monitor's seccomp call faked, so
@@ -68,7 +69,7 @@ const opts = { workloads: [], out: null, check: null, soakMinutes: 0 };
     if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
-    } else if (a === '--kvm' || a === '--library' || a === '--tty' || a === '--probe') {
+    } else if (a === '--kvm' || a === '--library' || a === '--tty' || a === '--probe' || a === '--gdb') {
       opts.workloads.push(a.slice(2));
     } else if (a === '--soak') {
       const m = Number(argv[++i]);
@@ -131,11 +132,12 @@ const DECODED = ['open', 'openat', 'openat2', 'statx', 'execve', 'execveat'];
 
 const verdictOf = (() => {
   const programs = new Map();
-  return (scope, name, args) => {
+  // debuggerOn: the program of a run with gdb attached (the gdb workload's runs).
+  return (scope, name, args, debuggerOn = false) => {
     const nr = NR.get(name);
     if (nr === undefined) return 'unknown call';
-    const key = `${scope}`;
-    if (!programs.has(key)) programs.set(key, buildProgram(scope, { pid: 1000 }));
+    const key = `${scope}|${debuggerOn}`;
+    if (!programs.has(key)) programs.set(key, buildProgram(scope, { pid: 1000, debugger: debuggerOn }));
     const full = [0n, 0n, 0n, 0n, 0n, 0n];
     (KEPT_ARGS[name] ?? []).forEach((spec, i) => {
       const v = args[i];
@@ -384,6 +386,10 @@ const WORKLOADS = {
     const exclude = ['test/kvm/library*.test.ts', 'test/kvm/examples.test.ts', 'test/kvm/sandbox*.test.ts'];
     return traced('kvm', [VITEST, 'run', 'test/kvm', ...exclude.flatMap((e) => ['--exclude', e])], agg);
   },
+  async gdb(agg) {
+    // Real gdb against the stub, with the sandbox on (the main program name; the debug name skips it).
+    return traced('gdb', [VITEST, 'run', 'test/kvm/gdb.test.ts'], agg);
+  },
   async library(agg) {
     return traced('library', [VITEST, 'run', 'test/kvm/library.test.ts', 'test/kvm/library-console.test.ts',
       'test/kvm/library-cycles.test.ts', 'test/kvm/examples.test.ts'], agg);
@@ -436,7 +442,7 @@ const WORKLOADS = {
 // ---- report ----
 
 const IOCTLS = {
-  0xae80: 'KVM_RUN', 0x8090ae81: 'KVM_GET_REGS', 0x8138ae83: 'KVM_GET_SREGS', 0x5401: 'TCGETS', 0x5402: 'TCSETS',
+  0xae80: 'KVM_RUN', 0x8090ae81: 'KVM_GET_REGS', 0x8138ae83: 'KVM_GET_SREGS', 0x4090ae82: 'KVM_SET_REGS', 0x4138ae84: 'KVM_SET_SREGS', 0x81a0ae8c: 'KVM_GET_FPU', 0x4048ae9b: 'KVM_SET_GUEST_DEBUG', 0x5401: 'TCGETS', 0x5402: 'TCSETS',
   0x5403: 'TCSETSW', 0x5413: 'TIOCGWINSZ', 0x5421: 'FIONBIO', 0x5451: 'FIOCLEX', 0x5412: 'TIOCSTI',
 };
 const FCNTL = { 0: 'F_DUPFD', 1: 'F_GETFD', 2: 'F_SETFD', 3: 'F_GETFL', 4: 'F_SETFL', 0x406: 'F_DUPFD_CLOEXEC' };
@@ -468,10 +474,14 @@ function report(agg, workloads) {
       const argsCol = KEPT_ARGS[name] ? es.map((e) => `${argText(name, e.args)} (${sum([e])})`).join('; ') : '';
       const errors = {};
       for (const e of es) for (const [k, v] of Object.entries(e.errors)) errors[k] = (errors[k] ?? 0) + v;
-      const verdicts = new Set(es.map((e) => (scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args))));
+      // Each workload's calls against its own program: the gdb workload's with the debugger's additions.
+      const verdicts = new Set();
       for (const e of es) {
-        const v = scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args);
-        if (v !== 'allow' && !(v.startsWith('errno') && name in FAIL)) problems.push(`${scope}: ${name}(${argText(name, e.args)}) ×${sum([e])} → ${v}`);
+        for (const w of Object.keys(e.counts)) {
+          const v = scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args, w === 'gdb');
+          verdicts.add(v);
+          if (v !== 'allow' && !(v.startsWith('errno') && name in FAIL)) problems.push(`${scope}: ${name}(${argText(name, e.args)}) ×${e.counts[w]} in ${w} → ${v}`);
+        }
       }
       console.log(`| ${name} | ${NR.get(name) ?? '?'} | ${per.join(' | ')} | ${sum(es)} | ${argsCol} | ${Object.entries(errors).map(([k, v]) => `${k} ${v}`).join(', ')} | ${[...verdicts].join(', ')} |`);
     }

@@ -47,12 +47,13 @@ function gdb(options: Readonly<Record<string, unknown>>, env: ModuleEnv): Module
   let session: Session | null = null;
   let link: Link | null = null;
 
-  // (Module & …: the sandbox hook is declared by monitor/sandbox's change to module.ts.)
-  const mod: Module & { sandbox(): 'skip' | undefined } = {
+  const mod: Module = {
     name: 'gdb',
     handleArg: (arg) => handleGdbArg(arg, config),
-    // A debugger needs a socket thread and its system calls: no sandbox (§17).
-    sandbox: () => (config.enabled ? 'skip' : undefined),
+    // The sandbox stays on: the connection is accepted (and the listening
+    // socket closed) during setup, and the filter adds what the stub does
+    // afterwards — register ioctls, the socket thread's reads and writes.
+    sandbox: () => (config.enabled ? 'debugger' : undefined),
 
     setup(ctx) {
       if (!config.enabled) return;

@@ -11,7 +11,7 @@
 // what PVM cannot do assert what it does instead, only when /sys/module/kvm_pvm
 // exists, and say "PVM LIMIT" in their names.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -384,6 +384,24 @@ describeGdb('gdb: running, interrupting, leaving', () => {
     expect(gd.out).toMatch(/^#0 {2}0x[0-9a-f]+ in hvt_poll \(\)$/m);
     expect(td.out).toContain('polled flag=1\n');
     expect(td.status).toBe(0);
+  });
+
+  it('the sandbox stays on: with gdb attached and the guest stopped at a breakpoint, every thread shows Seccomp: 2 and NoNewPrivs: 1; no WARNING', async () => {
+    const { tender, port } = await debuggee('calls');
+    const g = gdb(port, ['break gdb_leaf', 'continue', 'shell sleep 2', 'print gdb_counter', 'continue']);
+    await g.waitFor(/^Breakpoint 1, gdb_leaf/m);
+    const pid = tender.child.pid as number;
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    expect(tasks.length).toBeGreaterThan(2); // the vCPU's thread, the socket thread, V8's and libuv's
+    for (const t of tasks) {
+      const status = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      expect(/^Seccomp:\s+(\d+)$/m.exec(status)?.[1], `thread ${t}`).toBe('2');
+      expect(/^NoNewPrivs:\s+(\d+)$/m.exec(status)?.[1], `thread ${t}`).toBe('1');
+    }
+    const [gd, td] = await Promise.all([g.finish(), tender.finish()]);
+    expect(gd.out).toMatch(/^\$1 = 0$/m);
+    expect(gd.out).toContain('[Inferior 1 (Remote target) exited normally]');
+    expect(td).toMatchObject({ status: 0, signal: null, err: '' });
   });
 
   it('detach takes the breakpoints out and lets the guest run to its end', async () => {

@@ -10,6 +10,7 @@ import type { DebugVcpu } from './backend/debug.js';
 import type { HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
 import type { CheckedMemory } from './vm/memory.js';
+import type { DebugMemory } from './vm/debug-memory.js';
 
 export type { RunControl } from './backend/backend.js';
 
@@ -53,6 +54,12 @@ export interface SetupContext {
   countBytes(handle: number, direction: Direction, n: number): void;
   /** The vCPU's debug primitives, where the backend has them (call them on the vCPU's thread). */
   readonly debug?: DebugVcpu;
+  /**
+   * Guest RAM for a debugger only (modules/gdb): [0, mem_size) end included,
+   * host-protected text too, protections lifted around each copy
+   * (vm/debug-memory.ts). Never for hypercall buffers: those go through `memory`.
+   */
+  readonly debugMemory: DebugMemory;
   /** Names the vCPU to other threads: platform().interrupt(handle) / stop(handle) work from anywhere. */
   readonly vcpu: VcpuHandle;
   /** Prints a warning line (prefixed with the program name). */

@@ -22,7 +22,7 @@ import { targetXml } from './registers.js';
 import { awaitDebugger, Link } from './link.js';
 import { Session } from './session.js';
 import { GdbStub } from './stub.js';
-import { checkedRam, debugRam, type DebugMemoryAccess, VcpuRegisters } from './target.js';
+import { debugRam, VcpuRegisters } from './target.js';
 
 export const UNSUPPORTED_MESSAGE = 'GDB support not implemented on this backend/architecture';
 const WORKER = join(DIST, 'modules', 'gdb', 'socket-worker.js');
@@ -96,14 +96,9 @@ function startSocketThread(ctx: SetupContext, host: string, port: number): Link 
   return new Link(worker, port1, shared);
 }
 
-/**
- * Guest memory for the stub: through the monitor's debugger access where it
- * offers one (SetupContext.debugMemory, which reaches host-protected text for
- * int3 breakpoints), else through the checked accessors every module gets.
- */
+/** Guest memory for the stub: the monitor's debugger access (SetupContext.debugMemory), which reaches host-protected text for int3 breakpoints. */
 function guestRam(ctx: SetupContext): GuestRam {
-  const debugMemory = (ctx as SetupContext & { readonly debugMemory?: DebugMemoryAccess }).debugMemory;
-  return debugMemory ? debugRam(debugMemory) : checkedRam(ctx.memory);
+  return debugRam(ctx.debugMemory);
 }
 
 export default gdbModule;

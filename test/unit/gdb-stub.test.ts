@@ -477,6 +477,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
     const hooks: unknown[] = [];
     return {
       memory: new GuestMemory(new ArrayBuffer(0x10000)),
+      debugMemory: { read: () => null, write: () => false },
       mft: {} as SetupContext['mft'],
       hypercall: () => {},
       onHalt: (f) => hooks.push(f),

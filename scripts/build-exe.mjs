@@ -1,0 +1,87 @@
+// `npm run build:exe`: the self-contained executable dist/exe/ukvm-ts, a
+// Node 20 single-executable application (SEA): a copy of this machine's node
+// with, injected by postject, the CLI bundled into one CommonJS script
+// (monitor/exe/entry.ts; an SEA main cannot be an ES module in Node 20) and
+// build/Release/ukvm_native.node as an SEA asset. Beside it the links
+// solo5-hvt and solo5-hvt-debug. Needs `npm run build` (addon and dist/)
+// first; `npm run build:exe` runs build:ts itself.
+//
+// The node copy is stripped of its symbol tables when `strip` is there
+// (−13 MB; the addon needs only the dynamic symbols, which stay).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { build } from 'esbuild';
+import { inject } from 'postject';
+
+const ROOT = join(import.meta.dirname, '..');
+const OUT = join(ROOT, 'dist', 'exe');
+const ENTRY = join(ROOT, 'dist', 'monitor', 'exe', 'entry.js');
+const ADDON = join(ROOT, 'build', 'Release', 'ukvm_native.node');
+/** The asset key monitor/exe/setup.ts reads. */
+const ADDON_ASSET = 'ukvm_native.node';
+/** Node's SEA fuse: postject flips it so the binary looks for its blob. */
+const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+export const LINKS = ['solo5-hvt', 'solo5-hvt-debug'];
+
+function fail(message) {
+  process.stderr.write(`build-exe: ${message}\n`);
+  process.exit(1);
+}
+
+for (const [file, hint] of [[ENTRY, 'npm run build:ts'], [ADDON, 'npm run build']]) {
+  if (!existsSync(file)) fail(`${relative(ROOT, file)} is missing: run ${hint} first`);
+}
+const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+
+rmSync(OUT, { recursive: true, force: true });
+mkdirSync(OUT, { recursive: true });
+const script = join(OUT, 'ukvm-ts.cjs');
+await build({
+  entryPoints: [ENTRY],
+  outfile: script,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logLevel: 'warning',
+  // monitor/paths.ts: no package.json exists inside the executable.
+  define: { UKVM_EMBEDDED_VERSION: JSON.stringify(version) },
+  // import.meta is empty in CommonJS; every use of it (finding the package
+  // on disk) is behind EMBEDDED_VERSION or the addon provider.
+  logOverride: { 'empty-import-meta': 'silent' },
+});
+
+const config = join(OUT, 'sea-config.json');
+const blob = join(OUT, 'sea-prep.blob');
+writeFileSync(config, JSON.stringify({
+  main: script,
+  output: blob,
+  disableExperimentalSEAWarning: true,
+  useCodeCache: true,
+  assets: { [ADDON_ASSET]: ADDON },
+}, null, 2));
+execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+const exe = join(OUT, 'ukvm-ts');
+const tmp = `${exe}.tmp`;
+copyFileSync(process.execPath, tmp);
+chmodSync(tmp, 0o755);
+if (spawnSync('strip', ['--version'], { stdio: 'ignore' }).status === 0) execFileSync('strip', [tmp]);
+// postject's ELF writer warns about the many notes of node's build; the result is checked below.
+const quiet = console.warn;
+console.warn = () => {};
+try {
+  await inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
+} finally {
+  console.warn = quiet;
+}
+renameSync(tmp, exe);
+for (const link of LINKS) symlinkSync('ukvm-ts', join(OUT, link));
+rmSync(blob);
+
+const check = spawnSync(exe, ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+if (check.status !== 0 || !check.stderr.includes(`version ${version}`)) {
+  fail(`the built executable does not answer --version (status ${check.status}): ${check.stderr.trim()}`);
+}
+process.stdout.write(`built ${relative(ROOT, exe)} (${(statSync(exe).size / 2 ** 20).toFixed(1)} MiB, node ${process.version}) and links ${LINKS.join(', ')}\n`);

@@ -4,7 +4,8 @@
 // (monitor/exe/entry.ts; an SEA main cannot be an ES module in Node 20) and
 // build/Release/ukvm_native.node as an SEA asset. Beside it the links
 // solo5-hvt and solo5-hvt-debug. Needs `npm run build` (addon and dist/)
-// first; `npm run build:exe` runs build:ts itself.
+// first; `npm run build:exe` runs build:ts itself. With --if-stale it does
+// nothing when the executable is newer than everything that goes into it.
 //
 // The node copy is stripped of its symbol tables when `strip` is there
 // (−13 MB; the addon needs only the dynamic symbols, which stay).
@@ -31,6 +32,12 @@ function fail(message) {
 
 for (const [file, hint] of [[ENTRY, 'npm run build:ts'], [ADDON, 'npm run build']]) {
   if (!existsSync(file)) fail(`${relative(ROOT, file)} is missing: run ${hint} first`);
+}
+const INPUTS = [ENTRY, join(ROOT, 'dist', 'ukvm-ts.mjs'), ADDON, join(ROOT, 'package.json'), import.meta.filename];
+const exe = join(OUT, 'ukvm-ts');
+if (process.argv.includes('--if-stale') && existsSync(exe)) {
+  const built = statSync(exe).mtimeMs;
+  if (INPUTS.every((f) => existsSync(f) && statSync(f).mtimeMs <= built)) process.exit(0);
 }
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
@@ -61,9 +68,8 @@ writeFileSync(config, JSON.stringify({
   useCodeCache: true,
   assets: { [ADDON_ASSET]: ADDON },
 }, null, 2));
-execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' });
 
-const exe = join(OUT, 'ukvm-ts');
 const tmp = `${exe}.tmp`;
 copyFileSync(process.execPath, tmp);
 chmodSync(tmp, 0o755);

@@ -17,6 +17,8 @@ import { inject } from 'postject';
 
 const ROOT = join(import.meta.dirname, '..');
 const OUT = join(ROOT, 'dist', 'exe');
+/** The bundled script, the SEA configuration and blob: kept apart so dist/exe holds only the program. */
+const WORK = join(ROOT, 'dist', 'sea');
 const ENTRY = join(ROOT, 'dist', 'monitor', 'exe', 'entry.js');
 const ADDON = join(ROOT, 'build', 'Release', 'ukvm_native.node');
 /** The asset key monitor/exe/setup.ts reads. */
@@ -42,8 +44,10 @@ if (process.argv.includes('--if-stale') && existsSync(exe)) {
 const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
 
 rmSync(OUT, { recursive: true, force: true });
+rmSync(WORK, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
-const script = join(OUT, 'ukvm-ts.cjs');
+mkdirSync(WORK, { recursive: true });
+const script = join(WORK, 'ukvm-ts.cjs');
 await build({
   entryPoints: [ENTRY],
   outfile: script,
@@ -59,8 +63,8 @@ await build({
   logOverride: { 'empty-import-meta': 'silent' },
 });
 
-const config = join(OUT, 'sea-config.json');
-const blob = join(OUT, 'sea-prep.blob');
+const config = join(WORK, 'sea-config.json');
+const blob = join(WORK, 'sea-prep.blob');
 writeFileSync(config, JSON.stringify({
   main: script,
   output: blob,
@@ -84,7 +88,6 @@ try {
 }
 renameSync(tmp, exe);
 for (const link of LINKS) symlinkSync('ukvm-ts', join(OUT, link));
-rmSync(blob);
 
 const check = spawnSync(exe, ['--version'], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
 if (check.status !== 0 || !check.stderr.includes(`version ${version}`)) {

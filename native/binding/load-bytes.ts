@@ -5,7 +5,8 @@
 // takes one, or, where the filesystem lacks O_TMPFILE, a fresh file that is
 // unlinked the moment it exists. Either way the loader opens it as
 // /proc/self/fd/N, so it maps exactly the inode written here whatever happens
-// to the directory, and nothing is left behind, not even after a crash.
+// to the directory, and nothing is left behind, not even after a crash
+// (the descriptor stays open while the addon is loaded, see below).
 // The directory's filesystem must allow executable mappings: a noexec mount
 // (urunc mounts /tmp noexec) makes dlopen fail, and the next one is tried.
 // Without /proc the loader gets the file by its name instead (unlinked right
@@ -81,17 +82,22 @@ export function loadAddonBytes(bytes: Uint8Array, label: string, dirs: readonly 
       tried.push(`${dir}: ${reason(e)}`);
       continue;
     }
+    let loaded = false;
     try {
       writeAll(scratch.fd, bytes);
       const module = { exports: {} as unknown };
       process.dlopen(module, scratch.path ?? `/proc/self/fd/${scratch.fd}`);
+      loaded = true;
       return module.exports;
     } catch (e) {
       // Most often "failed to map segment from shared object": a noexec mount.
       tried.push(`${dir}: ${reason(e)}`);
     } finally {
-      // The loader holds its own mapping; our descriptor and name can go.
-      closeSync(scratch.fd);
+      // A loaded object keeps its descriptor for the life of the process:
+      // the dynamic loader knows it by the name /proc/self/fd/N, and if N
+      // were closed and reused, a later load by that name would be handed
+      // this object instead of opening the new file. A named file goes now.
+      if (!loaded || scratch.path !== undefined) closeSync(scratch.fd);
       if (scratch.path !== undefined) {
         try {
           unlinkSync(scratch.path);

@@ -1,8 +1,10 @@
 // `npm run build:exe`: the self-contained executable dist/exe/ukvm-ts, a
 // Node 20 single-executable application (SEA): a copy of this machine's node
 // with, injected by postject, the CLI bundled into one CommonJS script
-// (monitor/exe/entry.ts; an SEA main cannot be an ES module in Node 20) and
-// build/Release/ukvm_native.node as an SEA asset. Beside it the links
+// (monitor/exe/entry.ts; an SEA main cannot be an ES module in Node 20),
+// build/Release/ukvm_native.node as an SEA asset, and as assets too the
+// scripts of worker threads the CLI starts (the gdb stub's socket thread),
+// each bundled after monitor/exe/worker-setup.ts. Beside it the links
 // solo5-hvt and solo5-hvt-debug. Needs `npm run build` (addon and dist/)
 // first; `npm run build:exe` runs build:ts itself. With --if-stale it does
 // nothing when the executable is newer than everything that goes into it.
@@ -26,6 +28,8 @@ const ADDON_ASSET = 'ukvm_native.node';
 /** Node's SEA fuse: postject flips it so the binary looks for its blob. */
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export const LINKS = ['solo5-hvt', 'solo5-hvt-debug'];
+/** Worker scripts the CLI starts, by path under dist/ (monitor/workers.ts); asset key `worker:PATH`. */
+const WORKERS = ['modules/gdb/socket-worker.js'];
 
 function fail(message) {
   process.stderr.write(`build-exe: ${message}\n`);
@@ -35,7 +39,8 @@ function fail(message) {
 for (const [file, hint] of [[ENTRY, 'npm run build:ts'], [ADDON, 'npm run build']]) {
   if (!existsSync(file)) fail(`${relative(ROOT, file)} is missing: run ${hint} first`);
 }
-const INPUTS = [ENTRY, join(ROOT, 'dist', 'ukvm-ts.mjs'), ADDON, join(ROOT, 'package.json'), import.meta.filename];
+const INPUTS = [ENTRY, join(ROOT, 'dist', 'ukvm-ts.mjs'), ADDON, join(ROOT, 'package.json'), import.meta.filename,
+  ...WORKERS.map((w) => join(ROOT, 'dist', w))];
 const exe = join(OUT, 'ukvm-ts');
 if (process.argv.includes('--if-stale') && existsSync(exe)) {
   const built = statSync(exe).mtimeMs;
@@ -47,10 +52,7 @@ rmSync(OUT, { recursive: true, force: true });
 rmSync(WORK, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
 mkdirSync(WORK, { recursive: true });
-const script = join(WORK, 'ukvm-ts.cjs');
-await build({
-  entryPoints: [ENTRY],
-  outfile: script,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -61,7 +63,18 @@ await build({
   // import.meta is empty in CommonJS; every use of it (finding the package
   // on disk) is behind EMBEDDED_VERSION or the addon provider.
   logOverride: { 'empty-import-meta': 'silent' },
-});
+};
+const script = join(WORK, 'ukvm-ts.cjs');
+await build({ ...common, entryPoints: [ENTRY], outfile: script });
+const workerAssets = {};
+for (const [i, w] of WORKERS.entries()) {
+  const entry = join(WORK, `worker-${i}-entry.mjs`);
+  const dist = (p) => JSON.stringify(join(ROOT, 'dist', p));
+  writeFileSync(entry, `import ${dist('monitor/exe/worker-setup.js')};\nimport ${dist(w)};\n`);
+  const out = join(WORK, `worker-${i}.cjs`);
+  await build({ ...common, entryPoints: [entry], outfile: out });
+  workerAssets[`worker:${w}`] = out;
+}
 
 const config = join(WORK, 'sea-config.json');
 const blob = join(WORK, 'sea-prep.blob');
@@ -70,7 +83,7 @@ writeFileSync(config, JSON.stringify({
   output: blob,
   disableExperimentalSEAWarning: true,
   useCodeCache: true,
-  assets: { [ADDON_ASSET]: ADDON },
+  assets: { [ADDON_ASSET]: ADDON, ...workerAssets },
 }, null, 2));
 execFileSync(process.execPath, ['--experimental-sea-config', config], { stdio: 'pipe' });
 

@@ -8,12 +8,11 @@
 // the wait for gdb to attach), session.ts (the vmexit hook: stops, serving,
 // resuming), socket-worker.ts (the thread owning the socket), channel.ts
 // (what those two threads say).
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { platform } from '../../monitor/backend/index.js';
 import { HostError } from '../../monitor/errors.js';
 import type { Module, ModuleDescriptor, ModuleEnv, SetupContext } from '../../monitor/module.js';
-import { DIST } from '../../monitor/paths.js';
+import { startWorker } from '../../monitor/workers.js';
 import { fdOutput } from '../console/fd-output.js';
 import { BreakpointTable, type GuestRam } from './breakpoints.js';
 import { SLOTS, type SocketWorkerData } from './channel.js';
@@ -25,7 +24,7 @@ import { GdbStub } from './stub.js';
 import { debugRam, VcpuRegisters } from './target.js';
 
 export const UNSUPPORTED_MESSAGE = 'GDB support not implemented on this backend/architecture';
-const WORKER = join(DIST, 'modules', 'gdb', 'socket-worker.js');
+const WORKER = 'modules/gdb/socket-worker.js';
 
 export const gdbModule: ModuleDescriptor = {
   name: 'gdb',
@@ -91,7 +90,7 @@ function startSocketThread(ctx: SetupContext, host: string, port: number): Link 
   const { port1, port2 } = new MessageChannel();
   const data: SocketWorkerData = { host, port, shared, vcpu: ctx.vcpu, channel: port2 };
   // execArgv: [] — the thread runs only our code, whatever flags started node.
-  const worker = new Worker(WORKER, { workerData: data, transferList: [port2], execArgv: [] });
+  const worker = startWorker(WORKER, { workerData: data, transferList: [port2], execArgv: [] });
   worker.unref();
   return new Link(worker, port1, shared);
 }

@@ -11,15 +11,22 @@
 // 2. Hand the CLI the addon this file carries (a Node SEA asset) instead of
 //    a package's build/Release, loaded through an anonymous file
 //    (native/binding/load-bytes.ts).
+// 3. Hand out the worker scripts it carries (the gdb stub's socket thread)
+//    in place of files of dist/: each is started from its bundled source,
+//    preceded by the name the addon is loaded under, so that its thread
+//    loads the same object (worker-setup.ts).
 import { basename } from 'node:path';
 import { getAsset } from 'node:sea';
-import { loadAddonBytes } from '../../native/binding/load-bytes.js';
+import { loadAddonBytes, type LoadedAddon } from '../../native/binding/load-bytes.js';
 import { provideAddon } from '../../native/binding/load.js';
 import { HostError } from '../errors.js';
 import { printer } from '../cli/printer.js';
+import { provideWorkerSources } from '../workers.js';
 
 /** The SEA asset key of the main addon (scripts/build-exe.mjs uses the same). */
 export const ADDON_ASSET = 'ukvm_native.node';
+/** The asset key of the bundled source of dist/PATH (scripts/build-exe.mjs). */
+export const workerAsset = (distPath: string): string => `worker:${distPath}`;
 
 const nodeOptions = process.env['NODE_OPTIONS'];
 if (nodeOptions !== undefined && nodeOptions.trim() !== '') {
@@ -29,9 +36,9 @@ if (nodeOptions !== undefined && nodeOptions.trim() !== '') {
   process.exit(1);
 }
 
-let addon: unknown;
-provideAddon((name) => {
-  if (name !== 'ukvm_native') throw new HostError(`the executable carries no ${name} addon`);
+let addon: LoadedAddon | undefined;
+
+function mainAddon(): LoadedAddon {
   if (addon === undefined) {
     try {
       addon = loadAddonBytes(new Uint8Array(getAsset(ADDON_ASSET)), 'native addon');
@@ -40,4 +47,19 @@ provideAddon((name) => {
     }
   }
   return addon;
+}
+
+provideAddon((name) => {
+  if (name !== 'ukvm_native') throw new HostError(`the executable carries no ${name} addon`);
+  return mainAddon().exports;
+});
+
+provideWorkerSources((distPath) => {
+  let source: string;
+  try {
+    source = getAsset(workerAsset(distPath), 'utf8');
+  } catch {
+    return undefined; // not carried: startWorker falls back to the (missing) file and says so
+  }
+  return `const UKVM_ADDON_PATH = ${JSON.stringify(mainAddon().path)};\n${source}`;
 });

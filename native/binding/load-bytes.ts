@@ -67,11 +67,21 @@ function writeAll(fd: number, bytes: Uint8Array): void {
   for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
 }
 
+export interface LoadedAddon {
+  exports: unknown;
+  /**
+   * The name the loader knows it by. Another thread's process.dlopen of this
+   * name gets the same object (glibc matches loaded objects by name first),
+   * so worker threads share the main thread's addon and its vCPU table.
+   */
+  path: string;
+}
+
 /**
- * dlopens an addon given as bytes and returns its exports. Throws one Error
- * naming each directory tried and why it did not do.
+ * dlopens an addon given as bytes. Throws one Error naming each directory
+ * tried and why it did not do.
  */
-export function loadAddonBytes(bytes: Uint8Array, label: string, dirs: readonly string[] = scratchDirectories()): unknown {
+export function loadAddonBytes(bytes: Uint8Array, label: string, dirs: readonly string[] = scratchDirectories()): LoadedAddon {
   const procfs = existsSync('/proc/self/fd');
   const tried: string[] = [];
   for (const dir of dirs) {
@@ -86,9 +96,10 @@ export function loadAddonBytes(bytes: Uint8Array, label: string, dirs: readonly 
     try {
       writeAll(scratch.fd, bytes);
       const module = { exports: {} as unknown };
-      process.dlopen(module, scratch.path ?? `/proc/self/fd/${scratch.fd}`);
+      const path = scratch.path ?? `/proc/self/fd/${scratch.fd}`;
+      process.dlopen(module, path);
       loaded = true;
-      return module.exports;
+      return { exports: module.exports, path };
     } catch (e) {
       // Most often "failed to map segment from shared object": a noexec mount.
       tried.push(`${dir}: ${reason(e)}`);

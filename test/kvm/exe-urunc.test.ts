@@ -8,6 +8,7 @@
 // signals of the executable outside the root. Needs root (mount namespaces,
 // mknod); skipped loudly without it.
 import { spawn, spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,7 +153,7 @@ describeRoot('the executable in a urunc-shaped root', () => {
 });
 
 /** Starts the executable (or a link) on a guest and resolves once it printed `ready`. */
-function startExe(bin: string, args: readonly string[], ready: string) {
+function startExe(bin: string, args: readonly string[], ready = 'spinning\n') {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -168,7 +169,7 @@ function startExe(bin: string, args: readonly string[], ready: string) {
       await new Promise((r) => setTimeout(r, 20));
     }
   })();
-  return { child, ended, started };
+  return { child, ended, started, stdoutNow: () => stdout };
 }
 
 function seccompOf(pid: number): { seccomp: string; noNewPrivs: string } {
@@ -206,6 +207,43 @@ describeKvm('the executable: sandbox and signals', () => {
     const r = await m.ended;
     expect(r.signal).toBe('SIGUSR1');
     expect(r.stderr).toBe('');
+  });
+
+  it('--gdb: the socket thread is carried too and shares the vCPU (Ctrl-C stops a spinning guest), k ends the run', async () => {
+    const m = startExe(EXE, ['--gdb', '--gdb-port=0', guest('spin')]);
+    let port = 0;
+    const deadline = Date.now() + 30_000;
+    while (port === 0) {
+      // The stub says where it listens on the console (stdout), as the reference does.
+      const found = /target remote localhost:(\d+)/.exec(await new Promise<string>((r) => setTimeout(() => r(m.stdoutNow()), 50)));
+      if (found) port = Number(found[1]);
+      if (Date.now() > deadline) throw new Error(`no port: ${m.stdoutNow()}`);
+    }
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.on('data', (d: Buffer) => void (got += d.toString('latin1')));
+    const packet = (p: string) => sock.write(`$${p}#${([...p].reduce((a, c) => a + c.charCodeAt(0), 0) & 0xff).toString(16).padStart(2, '0')}`);
+    const expectReply = async (re: RegExp) => {
+      const until = Date.now() + 30_000;
+      while (!re.test(got)) {
+        if (Date.now() > until) throw new Error(`no ${re} in ${JSON.stringify(got)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      got = '';
+    };
+    packet('?');
+    await expectReply(/\$T05thread:1;#[0-9a-f]{2}/);
+    sock.write('+');
+    packet('c');
+    await m.started; // "spinning": the guest runs
+    sock.write('\x03');
+    await expectReply(/\$T02thread:1;#[0-9a-f]{2}/);
+    sock.write('+');
+    packet('k');
+    const r = await m.ended;
+    sock.destroy();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ukvm-ts: GDB: the debugger killed the guest$/m);
   });
 
   it('a guest exit status comes through unchanged', () => {

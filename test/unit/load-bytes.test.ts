@@ -21,8 +21,9 @@ afterAll(() => {
 describe('loadAddonBytes', () => {
   it('loads the addon from bytes, skipping a missing directory, and leaves no file behind', () => {
     const bytes = readFileSync(join(ROOT, 'build', 'Release', 'ukvm_native.node'));
-    const addon = loadAddonBytes(bytes, 'native addon', [join(dir, 'missing'), dir]) as { strerror?: unknown };
-    expect(typeof addon.strerror).toBe('function');
+    const addon = loadAddonBytes(bytes, 'native addon', [join(dir, 'missing'), dir]);
+    expect(typeof (addon.exports as { strerror?: unknown }).strerror).toBe('function');
+    expect(addon.path).toMatch(/^\/proc\/self\/fd\/\d+$/);
     expect(readdirSync(dir)).toEqual([]);
   });
 

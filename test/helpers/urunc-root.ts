@@ -30,6 +30,8 @@ export interface UruncRootOptions {
    * directory both takes a new file and allows executable mappings.
    */
   readOnlyDev?: boolean;
+  /** Leave /proc unmounted (urunc's container normally has it). */
+  noProc?: boolean;
 }
 
 function devNumbers(path: string): { major: number; minor: number } {
@@ -38,11 +40,11 @@ function devNumbers(path: string): { major: number; minor: number } {
 }
 
 // Runs as root in the new mount namespace: $1 root, $2 the tender's host
-// file, $3 and $4 "ro" for a read-only root and /dev, then the device
-// numbers; after "--" the tender's argv.
+// file, $3 and $4 "ro" for a read-only root and /dev, $5 "noproc" to leave
+// /proc out, then the device numbers; after "--" the tender's argv.
 const SETUP = String.raw`
 set -eu
-R=$1; EXE=$2; ROROOT=$3; RODEV=$4; shift 4
+R=$1; EXE=$2; ROROOT=$3; RODEV=$4; PROC=$5; shift 5
 mount --make-rprivate /
 mount --bind "$R" "$R"
 mount --bind "$EXE" "$R${TENDER_PATH}"
@@ -58,7 +60,7 @@ for n in null urandom kvm net/tun; do
 done
 [ "$RODEV" = ro ] && mount -o remount,ro "$R/dev"
 mount -t tmpfs -o nosuid,noexec,strictatime,mode=1777,size=65536k tmpfs "$R/tmp"
-mount -t proc proc "$R/proc"
+[ "$PROC" = noproc ] || mount -t proc proc "$R/proc"
 [ "$ROROOT" = ro ] && mount -o remount,bind,ro "$R"
 [ "$1" = -- ] && shift
 exec /usr/bin/env -i /usr/sbin/chroot "$R" "$@"
@@ -99,7 +101,7 @@ export class UruncRoot {
       const { major, minor } = devNumbers(p);
       return [String(major), String(minor)];
     });
-    return ['unshare', ['--mount', 'sh', '-c', SETUP, 'sh', this.dir, this.exe, this.opts.readOnlyRoot ? 'ro' : 'rw', this.opts.readOnlyDev ? 'ro' : 'rw', ...devs, '--', TENDER_PATH, ...argv]];
+    return ['unshare', ['--mount', 'sh', '-c', SETUP, 'sh', this.dir, this.exe, this.opts.readOnlyRoot ? 'ro' : 'rw', this.opts.readOnlyDev ? 'ro' : 'rw', this.opts.noProc ? 'noproc' : 'proc', ...devs, '--', TENDER_PATH, ...argv]];
   }
 
   destroy(): void {

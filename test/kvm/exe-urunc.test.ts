@@ -100,6 +100,13 @@ describeRoot('the executable in a urunc-shaped root', () => {
     expect(r).toEqual({ status: 0, signal: null, stdout: 'Hello, world\ncmdline: read-only\n', stderr: '' });
   });
 
+  it('no /proc: the addon goes through a named file (unlinked right after loading), hello runs', () => {
+    const root = newRoot({ noProc: true });
+    const kernel = root.add(guest('hello'), '/unikernel/hello.hvt');
+    const r = runIn(root, ['--mem=32', '--', kernel, 'no proc']);
+    expect(r).toEqual({ status: 0, signal: null, stdout: 'Hello, world\ncmdline: no proc\n', stderr: '' });
+  });
+
   it('nowhere writable and executable: one line naming every directory tried, status 1', () => {
     const root = newRoot({ readOnlyRoot: true, readOnlyDev: true });
     const kernel = root.add(guest('hello'), '/unikernel/hello.hvt');

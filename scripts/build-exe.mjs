@@ -29,7 +29,7 @@ const ADDON_ASSET = 'ukvm_native.node';
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export const LINKS = ['solo5-hvt', 'solo5-hvt-debug'];
 /** Worker scripts the CLI starts, by path under dist/ (monitor/workers.ts); asset key `worker:PATH`. */
-const WORKERS = ['modules/gdb/socket-worker.js'];
+const WORKERS = ['modules/gdb/socket-worker.js', 'modules/net/ring-worker.js'];
 
 function fail(message) {
   process.stderr.write(`build-exe: ${message}\n`);

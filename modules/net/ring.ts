@@ -7,14 +7,13 @@
 // joined at HALT, when the VM is closed, and as the process exits (a SIGTERM
 // ends the CLI with process.exit, which would otherwise wait for a thread
 // asleep in read(2) forever).
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { RING_KICK_PORT, Ring } from '../../monitor/abi/constants.js';
 import type { SandboxScope } from '../../monitor/backend/backend.js';
 import type { HostIo } from '../../monitor/backend/host.js';
 import { describeSystemError, HostError, reviveError, type TenderError } from '../../monitor/errors.js';
 import type { SetupContext } from '../../monitor/module.js';
-import { DIST } from '../../monitor/paths.js';
+import { startWorker } from '../../monitor/workers.js';
 import { Confine, Ctl, newControl, State, takeError } from './ring-control.js';
 import type { RingWorkerInput } from './ring-worker.js';
 
@@ -98,7 +97,8 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
       spinMs: spinMs(),
     };
     // execArgv: [] — the thread runs only our code, whatever flags started this process.
-    worker = new Worker(join(DIST, 'modules', 'net', 'ring-worker.js'), { workerData: input, execArgv: [], stdout: false, stderr: false });
+    // From dist/, or from the source the self-contained executable carries (monitor/workers.ts).
+    worker = startWorker('modules/net/ring-worker.js', { workerData: input, execArgv: [], stdout: false, stderr: false });
     worker.unref();
   } catch (e) {
     return giveUp(describeSystemError(e));

@@ -10,6 +10,7 @@ import { statSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleNetns, Netns, netUnavailableReason, type Proc, type ProcResult, type Tap } from '../helpers/netns.js';
+import { ensureExe } from '../helpers/exe.js';
 import { describeKvm, guest, kvmAvailable, ROOT } from '../helpers/tender.js';
 
 const P = 'ukvm-ts: ';
@@ -318,5 +319,24 @@ describeNet('net ring: ending a run wherever the ring thread waits', () => {
     const r = await libRun(ns, { kernel: HOSTILE, net: { service: tap.name }, netRing: 'on', args: ['read-outside'] }).wait(60_000);
     expect(libEnd(r).exit).toEqual({ status: 1, reason: 'fault', message: `Invalid guest access: gpa=0x${((64 << 20) + 0x1000).toString(16)}, sz=1514` });
     expect(r.status).toBe(0);
+  });
+});
+
+describeNet('net ring: the self-contained executable', () => {
+  it('carries the ring thread: it shares the main thread\'s addon (a fatal error stops the right vCPU), flow control and SIGTERM work', async () => {
+    const exe = ensureExe();
+    const tap = ns.addTap();
+    const burst = await ns.run(exe, ['--mem=64', ON, `--net:service=${tap.name}`, HOSTILE, 'burst', '500'], 180_000);
+    expect(burst.stderr).toBe('');
+    expect(burst.stdout).toMatch(/^burst: sent=1523 max_outstanding=1023 read=[01]$/m);
+    const bad = await ns.run(exe, ['--mem=64', ON, `--net:service=${tap.name}`, HOSTILE, 'read-outside'], 60_000);
+    expect(bad.stderr).toBe(`${P}Invalid guest access: gpa=0x${((64 << 20) + 0x1000).toString(16)}, sz=1514\n`);
+    expect(bad.status).toBe(1);
+    const t = ns.spawn(exe, ['--mem=64', ON, `--net:service=${tap.name}`, HOSTILE, 'idle'], 120_000);
+    await t.waitFor(/^idle$/m, 60_000);
+    await new Promise((r) => setTimeout(r, 500));
+    t.kill('SIGTERM');
+    const r = await t.wait(30_000);
+    expect({ timedOut: r.timedOut, stderr: r.stderr, status: r.status }).toEqual({ timedOut: false, stderr: `${P}Exiting on signal 15\n`, status: 1 });
   });
 });

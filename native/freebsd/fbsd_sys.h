@@ -114,7 +114,7 @@ constexpr unsigned long IocWR(char g, unsigned n, size_t len) { return Ioc(kIocI
 // enum vm_reg_name (values unchanged from FreeBSD 12 to 15).
 enum Reg : int {
   kRegRax = 0, kRegRbx = 1, kRegRcx = 2, kRegRdx = 3, kRegRsi = 4, kRegRdi = 5, kRegRbp = 6,
-  kRegR8 = 7, kRegR15 = 14, kRegCr0 = 15, kRegCr3 = 16, kRegCr4 = 17, kRegDr7 = 18,
+  kRegR8 = 7, kRegR9 = 8, kRegR10 = 9, kRegR11 = 10, kRegR12 = 11, kRegR13 = 12, kRegR14 = 13, kRegR15 = 14, kRegCr0 = 15, kRegCr3 = 16, kRegCr4 = 17, kRegDr7 = 18,
   kRegRsp = 19, kRegRip = 20, kRegRflags = 21,
   kRegEs = 22, kRegCs = 23, kRegSs = 24, kRegDs = 25, kRegFs = 26, kRegGs = 27,
   kRegLdtr = 28, kRegTr = 29, kRegIdtr = 30, kRegGdtr = 31, kRegEfer = 32, kRegCr2 = 33,

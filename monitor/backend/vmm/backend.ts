@@ -209,7 +209,7 @@ class VmmVcpu implements Vcpu {
   }
 
   createWaitSet(spinNs: number): WaitSet {
-    return new VmmWaitSet(this.b, this.ids, this.control, spinNs);
+    return call('kqueue', () => new VmmWaitSet(this.b, this.ids, this.control, spinNs));
   }
 
   describeFatal(kind: FatalExit, exit: VcpuExit): string {

@@ -18,12 +18,13 @@ int main() {
               offsetof(VmExit, u.vmx.exit_qualification), offsetof(VmExit, u.vmx.inst_type),
               offsetof(VmExit, u.vmx.inst_error), sizeof(VmExit));
   std::printf("\"reg\":{\"rax\":%d,\"rbx\":%d,\"rcx\":%d,\"rdx\":%d,\"rsi\":%d,\"rdi\":%d,\"rbp\":%d,\"r8\":%d,"
-              "\"r9\":%d,\"r10\":%d,\"r11\":%d,\"r12\":%d,\"r13\":%d,\"r14\":%d,\"r15\":%d,\"cr0\":%d,\"cr3\":%d,\"cr4\":%d,\"rsp\":%d,\"rip\":%d,\"rflags\":%d,\"es\":%d,\"cs\":%d,"
+              "\"r9\":%d,\"r10\":%d,\"r11\":%d,\"r12\":%d,\"r13\":%d,\"r14\":%d,\"r15\":%d,"
+              "\"cr0\":%d,\"cr3\":%d,\"cr4\":%d,\"rsp\":%d,\"rip\":%d,\"rflags\":%d,\"es\":%d,\"cs\":%d,"
               "\"ss\":%d,\"ds\":%d,\"fs\":%d,\"gs\":%d,\"ldtr\":%d,\"tr\":%d,\"idtr\":%d,\"gdtr\":%d,\"efer\":%d,"
               "\"cr2\":%d,\"fsBase\":%d,\"gsBase\":%d},",
-              kRegRax, kRegRbx, kRegRcx, kRegRdx, kRegRsi, kRegRdi, kRegRbp, kRegR8, kRegR9, kRegR10, kRegR11, kRegR12, kRegR13, kRegR14, kRegR15, kRegCr0, kRegCr3,
-              kRegCr4, kRegRsp, kRegRip, kRegRflags, kRegEs, kRegCs, kRegSs, kRegDs, kRegFs, kRegGs, kRegLdtr,
-              kRegTr, kRegIdtr, kRegGdtr, kRegEfer, kRegCr2, kRegFsBase, kRegGsBase);
+              kRegRax, kRegRbx, kRegRcx, kRegRdx, kRegRsi, kRegRdi, kRegRbp, kRegR8, kRegR9, kRegR10, kRegR11,
+              kRegR12, kRegR13, kRegR14, kRegR15, kRegCr0, kRegCr3, kRegCr4, kRegRsp, kRegRip, kRegRflags,
+              kRegEs, kRegCs, kRegSs, kRegDs, kRegFs, kRegGs, kRegLdtr, kRegTr, kRegIdtr, kRegGdtr, kRegEfer, kRegCr2, kRegFsBase, kRegGsBase);
   std::printf("\"exitcode\":{\"inout\":%u,\"vmx\":%u,\"bogus\":%u,\"hlt\":%u},", kExitInout, kExitVmx, kExitBogus,
               kExitHlt);
   std::printf("\"ioctls\":{\"VM_RUN_14\":%lu,\"VM_RUN_13\":%lu,\"VM_SET_CAPABILITY\":%lu,\"VM_ALLOC_MEMSEG\":%lu,"

@@ -148,9 +148,9 @@ class VmmVcpu implements Vcpu {
     const hz = call('sysctl(machdep.tsc_freq)', () => b.tscFrequency());
     const invariant = call('sysctl(kern.timecounter.invariant_tsc)', () => b.tscInvariant());
     if (invariant !== 1) throw new HostError('Host TSC is not invariant, cannot continue');
+    if (hz <= 0n || hz > BigInt(Number.MAX_SAFE_INTEGER)) throw new HostError(`machdep.tsc_freq is out of range: ${hz}`);
     this.apply(generalRegisterOps(initialGeneralRegisters(state.entry, state.memSize)));
     call('VM_ACTIVATE_CPU', () => b.vmActivateCpu(this.vmFd, VCPU));
-    if (hz <= 0n || hz > BigInt(Number.MAX_SAFE_INTEGER)) throw new HostError(`machdep.tsc_freq is out of range: ${hz}`);
     return Number(hz);
   }
 

@@ -15,7 +15,8 @@
       "native/freebsd/vcpu_freebsd.cc",
       "native/freebsd/host_signals_freebsd.cc",
       "native/freebsd/host_waitset_freebsd.cc",
-      "native/freebsd/host_tap_freebsd.cc"
+      "native/freebsd/host_tap_freebsd.cc",
+      "native/freebsd/host_disk_freebsd.cc"
     ]
   },
   "target_defaults": {

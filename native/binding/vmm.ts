@@ -126,9 +126,11 @@ export interface VmmBinding {
   stopRequested(token: number): boolean;
   threadCpuNs(token: number): number;
 
-  // Host (freebsd/host_tap_freebsd.cc).
+  // Host (freebsd/host_tap_freebsd.cc, host_disk_freebsd.cc).
   /** A non-blocking, close-on-exec pipe: [readFd, writeFd] (the ring kick on FreeBSD, §18). */
   kickPipe(): [number, number];
+  /** Size of a file (its end) or a disk device (DIOCGMEDIASIZE: lseek says 0 for FreeBSD disks). */
+  diskSize(fd: number): bigint;
 }
 
 /** The FreeBSD host surface: HostBinding without Linux's seccomp, personality and ethtool calls. */
@@ -171,6 +173,7 @@ export const VMM_SHAPE = {
   stopRequested: 'function',
   threadCpuNs: 'function',
   kickPipe: 'function',
+  diskSize: 'function',
 } as const satisfies Record<keyof VmmBinding, ExportKind>;
 
 const LINUX_ONLY: readonly string[] = ['personality', 'setNoNewPrivs', 'seccompFilter', 'disableOffloads'];

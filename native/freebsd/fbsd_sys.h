@@ -82,6 +82,7 @@ struct ifreq {
 #include <sys/types.h>
 #include <sys/capsicum.h>
 #include <sys/cpuset.h>
+#include <sys/disk.h>
 #include <sys/event.h>
 #include <sys/ioccom.h>
 #include <sys/socket.h>
@@ -272,6 +273,12 @@ static_assert(kSiocGifFlags == 0xC0206911UL && kSiocGifMtu == 0xC0206933UL && kT
 constexpr int kIffUp = 0x1;        // IFF_UP
 constexpr int kIffRunning = 0x40;  // IFF_DRV_RUNNING
 
+// ---- disks: sys/disk.h -------------------------------------------------------
+
+// A disk device's size: lseek(SEEK_END) says 0 for FreeBSD's character disks.
+constexpr unsigned long kDiocGMediaSize = IocR('d', 129, sizeof(int64_t));  // DIOCGMEDIASIZE, off_t
+static_assert(kDiocGMediaSize == 0x40086481UL, "DIOCGMEDIASIZE");
+
 // ---- kqueue: sys/event.h ----------------------------------------------------
 
 static_assert(sizeof(struct kevent) == 64, "struct kevent (FreeBSD >= 12)");
@@ -324,6 +331,7 @@ static_assert(SIOCGIFMTU == kSiocGifMtu && SIOCGIFFLAGS == kSiocGifFlags && TAPG
 static_assert(EVFILT_READ == kEvfiltRead && EV_ADD == kEvAdd && EV_ERROR == kEvError && EV_RECEIPT == kEvReceipt,
               "sys/event.h");
 static_assert(CAP_IOCTL == kCapIoctl, "sys/capsicum.h");
+static_assert(DIOCGMEDIASIZE == kDiocGMediaSize, "sys/disk.h");
 #endif
 
 // The descriptor rights of a limited VM descriptor: ioctl only (guest RAM is

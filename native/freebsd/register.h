@@ -9,4 +9,5 @@ void RegisterVmmVcpu(Napi::Env env, Napi::Object exports);   // freebsd/vcpu_fre
 void RegisterSignals(Napi::Env env, Napi::Object exports);   // freebsd/host_signals_freebsd.cc
 void RegisterWaitset(Napi::Env env, Napi::Object exports);   // freebsd/host_waitset_freebsd.cc
 void RegisterTap(Napi::Env env, Napi::Object exports);       // freebsd/host_tap_freebsd.cc
+void RegisterDisk(Napi::Env env, Napi::Object exports);      // freebsd/host_disk_freebsd.cc
 }  // namespace ukvm

@@ -119,6 +119,7 @@ export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'
     stopRequested: () => f.stop,
     threadCpuNs: () => 1,
     kickPipe: () => rec('kickPipe', [], () => [20, 21] as [number, number]),
+    diskSize: (fd) => rec('diskSize', [fd], () => 1n << 20n),
     // Host.
     closeFd: (fd) => rec('closeFd', [fd], none),
     strerror: (e) => `error ${e}`,

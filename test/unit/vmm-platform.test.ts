@@ -35,6 +35,9 @@ describe('vmmPlatform', () => {
     p.interrupt({ backend: 'vmm', token: 6 });
     expect(f.calls.filter((c) => c.startsWith('kick') || c.startsWith('interrupt'))).toEqual(['kick(5)', 'kick(-1)', 'interrupt(6)']);
     expect(p.host.disableOffloads('tap0')).toBe(true);
+    // A block device's size: DIOCGMEDIASIZE for disks (the addon decides by fstat), never lseek alone.
+    expect(p.host.sizeOf(12)).toBe(1n << 20n);
+    expect(f.calls.at(-1)).toBe('diskSize(12)');
   });
 });
 

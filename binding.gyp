@@ -13,6 +13,7 @@
     "ukvm_freebsd_sources": [
       "native/vmm_freebsd.cc",
       "native/freebsd/vcpu_freebsd.cc",
+      "native/freebsd/vmm_confine_freebsd.cc",
       "native/freebsd/host_signals_freebsd.cc",
       "native/freebsd/host_waitset_freebsd.cc",
       "native/freebsd/host_tap_freebsd.cc",

@@ -41,6 +41,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef __FreeBSD__
   ukvm::RegisterVmm(env, exports);
   ukvm::RegisterVmmVcpu(env, exports);
+  ukvm::RegisterVmmConfine(env, exports);
   ukvm::RegisterDisk(env, exports);
 #endif
 #ifdef UKVM_BENCH

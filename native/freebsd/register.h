@@ -6,6 +6,7 @@
 namespace ukvm {
 void RegisterVmm(Napi::Env env, Napi::Object exports);       // native/vmm_freebsd.cc
 void RegisterVmmVcpu(Napi::Env env, Napi::Object exports);   // freebsd/vcpu_freebsd.cc
+void RegisterVmmConfine(Napi::Env env, Napi::Object exports);  // freebsd/vmm_confine_freebsd.cc
 void RegisterSignals(Napi::Env env, Napi::Object exports);   // freebsd/host_signals_freebsd.cc
 void RegisterWaitset(Napi::Env env, Napi::Object exports);   // freebsd/host_waitset_freebsd.cc
 void RegisterTap(Napi::Env env, Napi::Object exports);       // freebsd/host_tap_freebsd.cc

@@ -57,7 +57,7 @@ function gdb(options: Readonly<Record<string, unknown>>, env: ModuleEnv): Module
     setup(ctx) {
       if (!config.enabled) return;
       const debug = ctx.debug;
-      if (!debug) throw new HostError(UNSUPPORTED_MESSAGE);
+      if (!debug || debug.registersOnly) throw new HostError(UNSUPPORTED_MESSAGE);
       const say = (line: string) => output(new TextEncoder().encode(`${line}\n`), ctx.run);
       link = startSocketThread(ctx, config.host, config.port);
       const peer = awaitDebugger(link, ctx.run, config.host, config.port, say, ctx.warn);

@@ -39,8 +39,6 @@ export interface HostBinding {
   pwriteAll(fd: number, bytes: Uint8Array, position: bigint): number;
   /** lseek(fd, 0, SEEK_END): the size of a file or block device. */
   seekEnd(fd: number): bigint;
-  /** eventfd(0, EFD_CLOEXEC): blocking, counter 0 (host_ring_linux.cc; the net ring's kick). */
-  eventfdCreate(): number;
 
   // Tap interfaces (host_tap_linux.cc).
   /** Opens the existing, up tap interface `name` (IFF_TAP | IFF_NO_PI, non-blocking). */
@@ -98,7 +96,6 @@ export const HOST_SHAPE = {
   preadAll: 'function',
   pwriteAll: 'function',
   seekEnd: 'function',
-  eventfdCreate: 'function',
   tapAttach: 'function',
   tapName: 'function',
   ifMtu: 'function',

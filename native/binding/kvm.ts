@@ -82,6 +82,8 @@ export interface KvmBinding {
    * The pages stay mapped while either buffer lives.
    */
   shareMemory(memory: ArrayBuffer): SharedArrayBuffer;
+  /** eventfd(0, EFD_CLOEXEC): blocking, counter 0 (host_ring_linux.cc; the net ring's kick). */
+  eventfdCreate(): number;
   /** KVM_IOEVENTFD: a `length`-byte OUT to `port` signals eventFd instead of exiting (assign false: undo it). */
   ioeventfd(vmFd: number, port: number, length: number, eventFd: number, assign: boolean): void;
 
@@ -137,6 +139,7 @@ export const KVM_SHAPE = {
   createVm: 'function',
   protect: 'function',
   shareMemory: 'function',
+  eventfdCreate: 'function',
   ioeventfd: 'function',
   createVcpu: 'function',
   destroyVcpu: 'function',

@@ -14,7 +14,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { type ResourceLimits, Worker } from 'node:worker_threads';
-import { HostError } from '../errors.js';
+import { HostError, OptionError } from '../errors.js';
 import { DIST } from '../paths.js';
 import { REGISTRY } from '../registry.js';
 import { launch, workerInput } from './launch.js';
@@ -31,9 +31,13 @@ export interface PoolOptions {
 }
 
 export interface PoolCounts {
+  /** Booted, waiting for a VM. */
   idle: number;
   booting: number;
+  /** Running a VM, or ending after one. */
   running: number;
+  /** Workers this pool has started since it was created. */
+  started: number;
 }
 
 export interface Pool {
@@ -60,7 +64,7 @@ const WORKER = join(DIST, 'bundles', 'library-worker.mjs');
 
 export function createPool(options: PoolOptions = {}): Pool {
   const size = options.size ?? Math.min(4, availableParallelism());
-  if (!Number.isInteger(size) || size < 0) throw new HostError('pool size must be a non-negative integer');
+  if (!Number.isInteger(size) || size < 0) throw new OptionError('pool size must be a non-negative integer');
   const boot: WorkerBoot = { modules: REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true })) };
   const limits = options.resourceLimits ?? LEAN_LIMITS;
 
@@ -69,6 +73,9 @@ export function createPool(options: PoolOptions = {}): Pool {
   const waiters: { take: (w: Worker) => void; fail: (e: Error) => void }[] = [];
   const stoppers = new Set<() => void>();
   let booting = 0;
+  /** Busy workers that will come back (their VM runs with sandbox: false). */
+  let returning = 0;
+  let startedWorkers = 0;
   let closed = false;
   /** After a worker failed to boot, boot only for starts that wait (no loop of failures in the background). */
   let bootFailed = false;
@@ -102,6 +109,7 @@ export function createPool(options: PoolOptions = {}): Pool {
 
   const spawn = () => {
     booting++;
+    startedWorkers++;
     const w = new Worker(WORKER, {
       workerData: boot,
       // The worker runs only our code: the embedding program's node flags
@@ -139,19 +147,22 @@ export function createPool(options: PoolOptions = {}): Pool {
     });
   };
 
-  /** Boots workers until idle + booting covers `size` and the starts waiting. */
+  /**
+   * Boots workers until each start waiting has one booting for it (it takes
+   * the first to boot), and those idle, booting or coming back cover `size`.
+   */
   const refill = () => {
     if (closed) return;
-    const target = (bootFailed ? 0 : size) + waiters.length;
-    while (idle.length + booting < target) spawn();
+    const warmth = bootFailed ? 0 : size;
+    while (booting < waiters.length || idle.length + booting + returning < warmth) spawn();
   };
 
   const acquire = (): Promise<Worker> => {
+    // The replacement of an idle worker taken here boots once this start is
+    // over (start() refills): booting it now would compete for the CPU with
+    // the very VM being built.
     const w = idle.pop();
-    if (w) {
-      refill();
-      return Promise.resolve(w);
-    }
+    if (w) return Promise.resolve(w);
     return new Promise<Worker>((take, fail) => {
       waiters.push({ take, fail });
       refill();
@@ -170,11 +181,19 @@ export function createPool(options: PoolOptions = {}): Pool {
       let vm: Unikernel | null = null;
       const stopper = () => vm?.stop();
       stoppers.add(stopper);
-      vm = await launch(worker, input, opts, (reusable) => {
-        stoppers.delete(stopper);
-        if (reusable === true) offer(worker);
-        // false: the worker ends itself; null: it is gone. Either way its exit refills.
-      });
+      const comesBack = !input.sandbox;
+      if (comesBack) returning++;
+      try {
+        vm = await launch(worker, input, opts, (reusable) => {
+          stoppers.delete(stopper);
+          if (comesBack) returning--;
+          if (reusable === true) offer(worker);
+          // false: the worker ends itself (a module kept the sandbox off, e.g. gdb); null: it is gone.
+          else refill();
+        });
+      } finally {
+        refill();
+      }
       // close() came while the VM was being built.
       if (closed) vm.stop();
       return vm;
@@ -199,7 +218,7 @@ export function createPool(options: PoolOptions = {}): Pool {
         checkGone();
       });
     },
-    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting }),
+    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting, started: startedWorkers }),
   };
   // Booting starts now: the first start should find a worker ready.
   refill();

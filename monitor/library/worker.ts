@@ -115,6 +115,10 @@ async function runJob(input: WorkerInput): Promise<boolean> {
   return !confined;
 }
 
+// Modules every VM needs (the console) are loaded now, before the worker
+// says it is idle: a VM's start then loads only device code it needs.
+await Promise.all(boot.modules.filter((o) => o.always).map((o) => descriptor(o.name)));
+
 port.on('message', (m: WorkerJob) => {
   void runJob(m.input).then((reusable) => {
     post({ type: 'free', reusable });

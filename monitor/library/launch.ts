@@ -83,6 +83,7 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
       console: iterable?.output ?? NOT_ITERABLE,
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) stop();
 
     let done = false;
     const detach = (reusable: boolean | null) => {

@@ -176,6 +176,11 @@ export function createPool(options: PoolOptions = {}): Pool {
       if (closed) throw new HostError('the pool is closed');
       if (opts.signal?.aborted) return stoppedBeforeStart();
       const worker = await acquire();
+      if (opts.signal?.aborted) {
+        // Aborted while waiting for a worker: it never ran anything, keep it.
+        offer(worker);
+        return stoppedBeforeStart();
+      }
       worker.ref();
       const input = workerInput(opts, modules);
       let vm: Unikernel | null = null;

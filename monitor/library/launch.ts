@@ -9,6 +9,7 @@ import type { VcpuHandle } from '../backend/backend.js';
 import { platform } from '../backend/index.js';
 import { HostError, reviveError } from '../errors.js';
 import { consoleCounter, consoleTaker, releaseRoom, wakeSink } from './console-flow.js';
+import { onAbort } from './abort-hub.js';
 import { iterableConsole, NOT_ITERABLE } from './console-iterable.js';
 import type { UnikernelOptions } from './options.js';
 import { STATS, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
@@ -57,7 +58,7 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
       if (vcpu) platform().stop(vcpu);
       wakeSink(input.console);
     };
-    const onAbort = () => stop();
+    let unsubscribe = () => {};
     /** Set when the console threw or errored: the VM is stopped and ends with this. */
     let consoleFailure: string | null = null;
     const iterable = options.console === 'iterable' ? iterableConsole((n) => releaseRoom(input.console, n)) : null;
@@ -69,7 +70,7 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
       if (ended) return;
       output.close();
       clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
       if (consoleFailure !== null) ended = { status: 1, reason: 'error', message: consoleFailure };
       else if (info.reason === 'stopped' && stopCause === 'timeout') ended = { status: 1, reason: 'timeout', message: `timeout: stopped after ${options.timeout} ms` };
       else ended = info;
@@ -82,7 +83,7 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
       stats: () => readStats(new Float64Array(input.stats), names, (ended ? endedAt : Date.now()) - started, vcpu, ended !== null),
       console: iterable?.output ?? NOT_ITERABLE,
     };
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal) unsubscribe = onAbort(options.signal, () => stop());
     if (options.signal?.aborted) stop();
 
     let done = false;

@@ -15,18 +15,20 @@ import { errorRecord, GuestError } from '../errors.js';
 import { kernelFromBytes, openKernel, type Kernel } from '../kernel/kernel.js';
 import type { ModuleDescriptor } from '../module.js';
 import { DIST } from '../paths.js';
+import { buildFilter } from '../sandbox/filter.js';
 import { sandboxStep } from '../sandbox/step.js';
 import { printable } from '../text.js';
 import { createVm, DEVICE_BYTES_LENGTH, type Vm } from '../vm/compose.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
 import { postingSink } from './console-flow.js';
+import { warmupKernel } from './warmup-kernel.js';
 import { STATS, type WorkerBoot, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
 
 const boot = workerData as WorkerBoot;
 const maybePort = parentPort;
 if (!maybePort) throw new Error('library/worker.js must run in a worker thread');
 const port = maybePort;
-const post = (m: WorkerMessage) => port.postMessage(m);
+const toCaller = (m: WorkerMessage) => port.postMessage(m);
 // The addon and the platform's host services, loaded before the first job.
 const host = platform();
 
@@ -51,8 +53,8 @@ function needed(kernel: Kernel, input: WorkerInput): Promise<ModuleDescriptor[]>
   return Promise.all(names.map(descriptor));
 }
 
-/** Runs one VM; true if this worker can run another. */
-async function runJob(input: WorkerInput): Promise<boolean> {
+/** Runs one VM, telling `post` about it; true if this worker can run another. */
+async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Promise<boolean> {
   const stats = new Float64Array(input.stats);
   let confined = false;
   // Counted before the filter goes in: a filter half-installed is still a filter.
@@ -115,15 +117,29 @@ async function runJob(input: WorkerInput): Promise<boolean> {
   return !confined;
 }
 
-// Modules every VM needs (the console) are loaded now, before the worker
-// says it is idle: a VM's start then loads only device code it needs.
+// Before the worker says it is idle: the modules every VM needs (the console)
+// are loaded, so a VM's start loads only device code it needs; and one VM of
+// warmupKernel() is built, run and closed, unconfined, so V8 has compiled
+// that whole path (warmup-kernel.ts). Its messages go nowhere. A failure
+// here (no KVM) is left for the first real VM to report.
 await Promise.all(boot.modules.filter((o) => o.always).map((o) => descriptor(o.name)));
+await runJob({
+  kernel: warmupKernel(),
+  memoryMiB: 2,
+  args: [],
+  modules: {},
+  sandbox: false,
+  stats: new SharedArrayBuffer(STATS.length * 8),
+  console: new SharedArrayBuffer(4),
+}, () => {});
+// The filter's compiler too (a pure function; the filter itself is built again when entered).
+buildFilter('thread', { pid: process.pid });
 
 port.on('message', (m: WorkerJob) => {
-  void runJob(m.input).then((reusable) => {
-    post({ type: 'free', reusable });
+  void runJob(m.input, toCaller).then((reusable) => {
+    toCaller({ type: 'free', reusable });
     // Nothing else holds the event loop: the thread ends as it did before pools.
     if (!reusable) port.close();
   });
 });
-post({ type: 'idle' });
+toCaller({ type: 'idle' });

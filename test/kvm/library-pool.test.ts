@@ -7,7 +7,8 @@ import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createPool, HostError, OptionError, type Pool, type UnikernelOptions } from 'ukvm-ts';
+import { createPool, createVm, HostError, kernelFromBytes, OptionError, platform, REGISTRY, type Pool, type UnikernelOptions } from 'ukvm-ts';
+import { warmupKernel } from '../../monitor/library/warmup-kernel.js';
 import { makeDisk } from '../helpers/disk.js';
 import { describeKvm, guest } from '../helpers/tender.js';
 
@@ -53,6 +54,17 @@ function openFds(): string[] {
 }
 
 describeKvm('pool: warm workers and their reuse', () => {
+  it("the workers' warm-up unikernel runs and halts with status 0 (else the warm-up would fail unseen)", () => {
+    const p = platform();
+    const modules = REGISTRY.map((d) => d.create({}, { host: p.host, output: () => {} }));
+    const vm = createVm({ kernel: kernelFromBytes(warmupKernel()), memoryBytes: 2n << 20n, args: [], modules, backend: () => p.openBackend(), host: p.host, warn: () => {} });
+    try {
+      expect(vm.run()).toEqual({ kind: 'halt', status: 0 });
+    } finally {
+      vm.close();
+    }
+  });
+
   it('keeps size workers booted; warm() waits for them; counts() tells idle, booting, running, started', async () => {
     const p = pool(3);
     expect(p.size).toBe(3);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { benchBlock } from './block.mjs';
 import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
-import { benchLibrary } from './library.mjs';
+import { benchLibrary, libraryTable } from './library.mjs';
 import { benchNet } from './net.mjs';
 import { buildGuests, machine, ROOT, version } from './lib.mjs';
 
@@ -62,11 +62,7 @@ const lines = [
       ]
     : ['Net rows skipped: they need root, ip and ping.']),
   '',
-  '| Library | value |',
-  '|---|---|',
-  `| hello start-to-exit, startUnikernel in a running process | ${range(library.inProcessMs)} ms |`,
-  `| hello start-to-exit, spawning bin/ukvm-ts | ${range(library.spawnMs)} ms |`,
-  `| hello unikernels per second, ${library.batch} started at once in one process | ${range(library.perSecond)} |`,
+  ...libraryTable(library, range),
   '',
   'Medians of 5+ runs, (min–max) in brackets.',
 ];

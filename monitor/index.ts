@@ -4,7 +4,7 @@
 export {
   startUnikernel,
   createPool,
-  LEAN_LIMITS,
+  WORKER_LIMITS,
   type Pool,
   type PoolOptions,
   type PoolCounts,

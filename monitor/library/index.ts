@@ -9,7 +9,7 @@ import type { Unikernel } from './types.js';
 export type { UnikernelOptions, ConsoleTarget } from './options.js';
 export type { ExitReason } from './shared.js';
 export type { ExitInfo, UnikernelStats, Unikernel, ConsoleOutput } from './types.js';
-export { createPool, LEAN_LIMITS, type Pool, type PoolOptions, type PoolCounts } from './pool.js';
+export { createPool, WORKER_LIMITS, type Pool, type PoolOptions, type PoolCounts } from './pool.js';
 
 /**
  * Starts a unikernel. Resolves once the VM is built and running; rejects with

@@ -6,7 +6,7 @@
 // vCPU set-up, the run loop), so the first real VM of the worker, which with
 // the sandbox on is also its last, does not pay for it.
 //
-// Layout (docs/abi.md §3, §4): ELF header, three program headers (the text
+// Layout (docs/abi.md §3.1–§3.5, §4.1; the call is §9.1, §10.8): ELF header, three program headers (the text
 // PT_LOAD, the ABI PT_NOTE, the manifest PT_NOTE), the two notes, and the
 // text page at file offset 0x1000 loaded at 0x100000 (offset and address
 // agree modulo the page alignment).

@@ -76,6 +76,8 @@ export interface KvmBinding {
   createVm(kvmFd: number, memSize: number): CreatedVm;
   /** mprotect of a page-aligned range of guest memory; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
+  /** Unmaps guest memory or a run area now (not when collected) and detaches the buffer; a detached one is left alone. */
+  unmapBuffer(area: ArrayBuffer): void;
 
   // vCPU (vcpu_linux.cc).
   createVcpu(vmFd: number, runSize: number): CreatedVcpu;
@@ -128,6 +130,7 @@ export const KVM_SHAPE = {
   supportedCpuid: 'function',
   createVm: 'function',
   protect: 'function',
+  unmapBuffer: 'function',
   createVcpu: 'function',
   destroyVcpu: 'function',
   setCpuid: 'function',

@@ -3,7 +3,7 @@
 // sandbox:false one is reused), and that nothing of one VM reaches the next:
 // guest memory (a guest leaves a secret, the next one in the same worker
 // searches all of its memory for it), descriptors (/proc/self/fd), counters.
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -106,6 +106,18 @@ describeKvm('pool: warm workers and their reuse', () => {
     long.stop();
     expect(await long.exited).toEqual({ status: 1, reason: 'stopped' });
   }, 60_000);
+
+  it('close() releases the run area and guest memory at once, not when collected (a run-area mapping keeps the KVM VM alive)', () => {
+    const p = platform();
+    const vcpuMaps = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes('kvm-vcpu')).length;
+    const before = vcpuMaps();
+    const modules = REGISTRY.map((d) => d.create({}, { host: p.host, output: () => {} }));
+    const vm = createVm({ kernel: kernelFromBytes(warmupKernel()), memoryBytes: 2n << 20n, args: [], modules, backend: () => p.openBackend(), host: p.host, warn: () => {} });
+    expect(vm.run()).toEqual({ kind: 'halt', status: 0 });
+    expect(vcpuMaps()).toBe(before + 1);
+    vm.close();
+    expect(vcpuMaps()).toBe(before);
+  });
 
   it('a pool of size 0 keeps nothing warm and still starts VMs (each on a worker of its own)', async () => {
     const p = pool(0);

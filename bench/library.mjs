@@ -11,6 +11,7 @@
 //     process (bench/library-rss.mjs), with a bare Node worker for scale.
 // All VMs have 8 MiB of guest memory.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createPool, REGISTRY } from '../dist/monitor/index.js';
@@ -91,6 +92,23 @@ function rss(n, mode) {
   return JSON.parse(r.stdout);
 }
 
+/** Host memory of one C tender process per idle guest (RssAnon + RssFile, MiB; RssShmem apart), n at once. */
+async function cIdle(c, n) {
+  const kids = await Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
+    const k = spawn(c, [`--mem=${MEM}`, guest('idle')], { stdio: ['ignore', 'pipe', 'ignore'] });
+    k.on('error', reject);
+    k.stdout.on('data', (d) => String(d).includes('idle') && resolve(k));
+  })));
+  await new Promise((r) => setTimeout(r, 1000));
+  const mib = kids.map((k) => {
+    const st = readFileSync(`/proc/${k.pid}/status`, 'utf8');
+    const kib = (f) => Number(new RegExp(`${f}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
+    return { host: (kib('RssAnon') + kib('RssFile')) / 1024, guest: kib('RssShmem') / 1024 };
+  });
+  await Promise.all(kids.map((k) => new Promise((r) => (k.on('exit', r), k.kill('SIGTERM')))));
+  return { n, hostMiB: stats(mib.map((m) => m.host)), guestMiB: stats(mib.map((m) => m.guest)) };
+}
+
 export async function benchLibrary({ runs = 15, burst = 64 } = {}) {
   const c = process.env.SOLO5_HVT || null;
   const outline = { modules: REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true })) };
@@ -142,9 +160,10 @@ export async function benchLibrary({ runs = 15, burst = 64 } = {}) {
   const idle = [1, 16, 64, 256].map((n) => rss(n));
   const lean = rss(64, JSON.stringify({ maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1 }));
   const emptyWorkers = rss(64, 'empty');
+  const cProcesses = c ? await cIdle(c, 16) : null;
 
   const s = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v.length).map(([k, v]) => [k, stats(v)]));
-  return { memMiB: MEM, runs, burst, c, phases: s(phases), latency: s(latency), throughput: s(throughput), idle, lean, emptyWorkers };
+  return { memMiB: MEM, runs, burst, c, phases: s(phases), latency: s(latency), throughput: s(throughput), idle, lean, emptyWorkers, cProcesses };
 }
 
 /** The markdown rows of the library figures; `range` formats a stats() value. */
@@ -183,5 +202,6 @@ export function libraryTable(r, range) {
     ...r.idle.map((x) => `| ${x.n} VMs | ${f(x.hostMiB, 2)} | ${f(x.guestMiB, 2)} | ${f(x.startMs / 1000, 1)} | ${f(x.stopMs, 0)} | ${x.stopped} of ${x.n} |`),
     `| ${r.lean.n} VMs, resourceLimits young 1 / old 16 / stack 1 MiB | ${f(r.lean.hostMiB, 2)} | ${f(r.lean.guestMiB, 2)} | ${f(r.lean.startMs / 1000, 1)} | ${f(r.lean.stopMs, 0)} | ${r.lean.stopped} of ${r.lean.n} |`,
     `| ${r.emptyWorkers.n} bare Node workers (no VM, no ukvm-ts code) | ${f(r.emptyWorkers.hostMiB, 2)} | – | – | – | – |`,
+    ...(r.cProcesses ? [`| ${r.cProcesses.n} C tender processes, one per VM (median of them) | ${f(r.cProcesses.hostMiB.median, 2)} | ${f(r.cProcesses.guestMiB.median, 2)} | – | – | – |`] : []),
   ];
 }

@@ -143,6 +143,14 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
     worker.on('message', onMessage);
     worker.on('error', onError);
     worker.on('exit', onExit);
-    worker.postMessage({ type: 'job', input } satisfies WorkerJob);
+    try {
+      worker.postMessage({ type: 'job', input } satisfies WorkerJob);
+    } catch (e) {
+      // Nothing reached the worker (an option that cannot be cloned): it stays as good as it was.
+      const info: ExitInfo = { status: 1, reason: 'error', message: `the VM's options cannot be sent to its worker: ${e instanceof Error ? e.message : String(e)}` };
+      finish(info);
+      detach(true);
+      reject(new HostError(info.message as string, { cause: e }));
+    }
   });
 }

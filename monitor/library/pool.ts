@@ -177,12 +177,12 @@ export function createPool(options: PoolOptions = {}): Pool {
     async start(opts) {
       const modules = checkOptions(opts, REGISTRY);
       if (closed) throw new HostError('the pool is closed');
-      if (opts.signal?.aborted) return stoppedBeforeStart();
+      if (opts.signal?.aborted) return stoppedBeforeStart(opts.console === 'iterable');
       const worker = await acquire();
       if (opts.signal?.aborted) {
         // Aborted while waiting for a worker: it never ran anything, keep it.
         offer(worker);
-        return stoppedBeforeStart();
+        return stoppedBeforeStart(opts.console === 'iterable');
       }
       worker.ref();
       const input = workerInput(opts, modules);

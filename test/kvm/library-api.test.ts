@@ -37,6 +37,12 @@ describeKvm('startUnikernel: AbortSignal', () => {
     expect(await vm.exited).toEqual({ status: 1, reason: 'stopped' });
     expect(text).toBe('');
     expect(vm.stats().hypercalls.PUTS).toBe(0);
+    expect(() => vm.console[Symbol.asyncIterator]()).toThrow(OptionError);
+    const piped = await startUnikernel({ kernel: guest('hello'), memoryMiB: MEM, console: 'iterable', signal: AbortSignal.abort() });
+    const chunks: Uint8Array[] = [];
+    for await (const c of piped.console) chunks.push(c);
+    expect(chunks).toEqual([]);
+    expect(await piped.exited).toEqual({ status: 1, reason: 'stopped' });
   });
 
   it('aborting after the VM ended changes nothing; one signal can serve many VMs', async () => {

@@ -196,7 +196,7 @@ export function createPool(options: PoolOptions = {}): Pool {
           stoppers.delete(stopper);
           if (comesBack) returning--;
           if (reusable === true) offer(worker);
-          // false: the worker ends itself (a module kept the sandbox off, e.g. gdb); null: it is gone.
+          // false: its thread is confined and it ends itself; null: it is gone. Its exit refills too.
           else refill();
         });
       } finally {

@@ -62,6 +62,9 @@ export interface Pool {
  */
 export const WORKER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 32 };
 
+/** How long a new VM runs before its worker's replacement starts booting (see start()). */
+const REFILL_DELAY_MS = 50;
+
 /** The worker's code: the bundle of monitor/library/worker.ts (scripts/bundle.mjs). */
 const WORKER = join(DIST, 'bundles', 'library-worker.mjs');
 
@@ -191,16 +194,30 @@ export function createPool(options: PoolOptions = {}): Pool {
       stoppers.add(stopper);
       const comesBack = !input.sandbox;
       if (comesBack) returning++;
+      // The replacement boots once this VM has ended, or has run for
+      // REFILL_DELAY_MS: a short VM (a function call, a test) then never
+      // shares the CPU with a booting worker; a long one gets its
+      // replacement in the pool soon after it started.
+      let refilled = false;
+      const refillOnce = () => {
+        if (refilled) return;
+        refilled = true;
+        clearTimeout(delay);
+        refill();
+      };
+      const delay = setTimeout(refillOnce, REFILL_DELAY_MS);
+      delay.unref();
       try {
         vm = await launch(worker, input, opts, (reusable) => {
           stoppers.delete(stopper);
           if (comesBack) returning--;
           if (reusable === true) offer(worker);
           // false: its thread is confined and it ends itself; null: it is gone. Its exit refills too.
-          else refill();
+          refillOnce();
         });
-      } finally {
-        refill();
+      } catch (e) {
+        refillOnce();
+        throw e;
       }
       // close() came while the VM was being built.
       if (closed) vm.stop();

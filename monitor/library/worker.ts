@@ -58,10 +58,11 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
   const stats = new Float64Array(input.stats);
   let confined = false;
   // Counted before the filter goes in: a filter half-installed is still a filter.
+  // Every argument is passed on (the scope, and what the VM's modules need of the filter).
   const sandbox: Sandbox = {
-    enter(scope) {
+    enter(...args: Parameters<Sandbox['enter']>) {
       confined = true;
-      host.sandbox.enter(scope);
+      host.sandbox.enter(...args);
     },
   };
   let vm: Vm | undefined;

@@ -9,6 +9,7 @@ import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
 import { benchLibrary, libraryTable } from './library.mjs';
 import { benchNet } from './net.mjs';
+import { benchSandbox } from './sandbox.mjs';
 import { buildGuests, machine, ROOT, version } from './lib.mjs';
 
 const f = (x, d = 1) => x.toFixed(d);
@@ -32,6 +33,8 @@ step('boot');
 const boot = benchBoot();
 step('exit cost');
 const exits = benchExits();
+step('exit cost with the sandbox');
+const sandbox = benchSandbox();
 step('block');
 const block = benchBlock();
 step('net');
@@ -49,6 +52,10 @@ const lines = [
   '| Hypercall | ukvm-ts µs/call | floor µs/call (C++ loop) | ukvm-ts ÷ floor |',
   '|---|---|---|---|',
   ...exits.map((r) => `| ${r.kind}${r.kind === 'poll' ? ' (timeout 0)' : r.kind === 'puts' ? ' (1 byte, /dev/null)' : ''} | ${range(r.ukvmTs, 2)} | ${range(r.floor, 2)} | ${f(r.ratio, 3)} |`),
+  '',
+  "| Hypercall, sandbox | without filter µs/call | with the CLI's seccomp filter µs/call | with ÷ without | control (2nd ÷ 1st, no filter) | net (goal ≤ 1.03) |",
+  '|---|---|---|---|---|---|',
+  ...sandbox.map((r) => `| ${r.kind} | ${range(r.without, 2)} | ${range(r.with, 2)} | ${f(r.ratio.median, 3)} | ${f(r.control.median, 3)} | ${f(r.net, 3)} |`),
   '',
   '| Block (one-block call, file in page cache) | µs/call |',
   '|---|---|',
@@ -68,4 +75,4 @@ const lines = [
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits, block, net, library }, null, 2)}\n`);
+writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits, sandbox, block, net, library }, null, 2)}\n`);

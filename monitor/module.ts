@@ -10,6 +10,7 @@ import type { DebugVcpu } from './backend/debug.js';
 import type { HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
 import type { CheckedMemory } from './vm/memory.js';
+import type { DebugMemory } from './vm/debug-memory.js';
 
 export type { RunControl } from './backend/backend.js';
 
@@ -53,6 +54,12 @@ export interface SetupContext {
   countBytes(handle: number, direction: Direction, n: number): void;
   /** The vCPU's debug primitives, where the backend has them (call them on the vCPU's thread). */
   readonly debug?: DebugVcpu;
+  /**
+   * Guest RAM for a debugger only (modules/gdb): [0, mem_size) end included,
+   * host-protected text too, protections lifted around each copy
+   * (vm/debug-memory.ts). Never for hypercall buffers: those go through `memory`.
+   */
+  readonly debugMemory: DebugMemory;
   /** Names the vCPU to other threads: platform().interrupt(handle) / stop(handle) work from anywhere. */
   readonly vcpu: VcpuHandle;
   /** Prints a warning line (prefixed with the program name). */
@@ -78,15 +85,21 @@ export interface Module {
   /** Called once the VM exists, in module order, before boot info is written. */
   setup(ctx: SetupContext): void;
   /**
-   * Asked once after setup(), right before the guest first runs: 'skip' if
-   * this run must not be sandboxed (monitor/sandbox/): a debugger serving a
-   * socket, a core file created at HALT. The monitor then runs unconfined
-   * and prints the reference's two warnings (docs/abi.md §17).
+   * Asked once after setup(), right before the guest first runs, what this
+   * run needs of the sandbox (monitor/sandbox/): 'skip' if it must not be
+   * sandboxed (a core file created at HALT: the monitor then runs unconfined
+   * and prints the reference's two warnings, docs/abi.md §17); 'debugger' if
+   * a debugger is attached (the filter then also allows the register and
+   * guest-debug ioctls and the calls of the stub's socket thread);
+   * undefined for nothing.
    */
-  sandbox?(): 'skip' | undefined;
+  sandbox?(): SandboxNeed;
   /** Releases host resources (descriptors); called when the VM is closed or fails to build. Idempotent. */
   close?(): void;
 }
+
+/** What a module needs of the sandbox (Module.sandbox). */
+export type SandboxNeed = 'skip' | 'debugger' | undefined;
 
 /** An option of startUnikernel that a module serves. */
 export interface LibraryOption {

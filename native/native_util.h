@@ -7,13 +7,20 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#ifndef __linux__
+#include "freebsd/errno_name.h"  // no strerrorname_np outside glibc
+#endif
 
 namespace ukvm {
 
 // Throws a JS Error whose message is "SYSCALL: strerror", with errno, code
 // (e.g. "ENOENT") and syscall as properties, like Node's own system errors.
 inline void ThrowErrno(Napi::Env env, const char* syscall, int err) {
+#ifdef __linux__
   const char* name = strerrorname_np(err);
+#else
+  const char* name = ErrnoName(err);
+#endif
   std::string msg = std::string(syscall) + ": " + strerror(err);
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("errno", Napi::Number::New(env, err));

@@ -126,8 +126,10 @@ export interface Sandbox {
    * Refuses a READ_IMPLIES_EXEC personality, sets no-new-privileges and
    * installs the filter of the scope; throws HostError if any of that fails.
    * Once confined, a later call with the same scope does nothing.
+   * `debugger`: a debugger is attached, whose stub needs a few more calls
+   * (monitor/sandbox/policy.ts marks them).
    */
-  enter(scope: SandboxScope): void;
+  enter(scope: SandboxScope, needs?: { readonly debugger?: boolean }): void;
 }
 
 /** Everything of one platform: the hypervisor, the host, and what works from any thread. */

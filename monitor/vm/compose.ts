@@ -13,6 +13,7 @@ import { typeName } from '../kernel/manifest.js';
 import type { Module, SetupContext } from '../module.js';
 import { buildCmdline, writeBootInfo } from './bootinfo.js';
 import { Core, type RunOutcome } from './core.js';
+import { debugMemory } from './debug-memory.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
 
@@ -95,11 +96,13 @@ export function createVm(config: VmConfig): Vm {
     machine = (ownBackend ?? (config.backend as Backend)).createMachine(size.allocSize);
     const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
+    const applied: { start: number; end: number; prot: number }[] = [];
     const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
       bytes: mem.bytes,
       protect: (p) => {
         m.protect(p.start, p.end, p.prot);
         mem.protect({ start: p.start, end: p.end, readable: (p.prot & 1) !== 0, writable: (p.prot & 2) !== 0 });
+        applied.push({ start: p.start, end: p.end, prot: p.prot });
       },
     }, kernel.name);
     kernel.close();
@@ -128,6 +131,7 @@ export function createVm(config: VmConfig): Vm {
         if (i >= 0 && i < deviceBytes.length) deviceBytes[i] = (deviceBytes[i] ?? 0) + n;
       },
       ...(cpu.debug ? { debug: cpu.debug } : {}),
+      debugMemory: debugMemory({ bytes: mem.bytes, guestSize: size.guestSize, applied, protect: (start, end, prot) => m.protect(start, end, prot) }),
       vcpu: cpu.handle,
       warn: config.warn,
     };

@@ -477,6 +477,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
     const hooks: unknown[] = [];
     return {
       memory: new GuestMemory(new ArrayBuffer(0x10000)),
+      debugMemory: { read: () => null, write: () => false },
       mft: {} as SetupContext['mft'],
       hypercall: () => {},
       onHalt: (f) => hooks.push(f),
@@ -507,7 +508,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
     const sandbox = () => (m as { sandbox?: () => unknown }).sandbox?.();
     expect(sandbox()).toBeUndefined();
     m.handleArg?.('--gdb', {} as never);
-    expect(sandbox()).toBe('skip'); // a debugger's socket thread runs unconfined (§17)
+    expect(sandbox()).toBe('debugger'); // confined, with the stub's additions to the filter
     m.close?.();
   });
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { benchBlock } from './block.mjs';
 import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
-import { benchLibrary } from './library.mjs';
+import { benchLibrary, libraryTable } from './library.mjs';
 import { benchNet } from './net.mjs';
 import { benchRing } from './ring.mjs';
 import { benchSandbox } from './sandbox.mjs';
@@ -76,11 +76,7 @@ const lines = [
   '|---|---|',
   ...ring.map((r) => `| ${r.label} | ${range(r.ns, 0)} |`),
   '',
-  '| Library | value |',
-  '|---|---|',
-  `| hello start-to-exit, startUnikernel in a running process | ${range(library.inProcessMs)} ms |`,
-  `| hello start-to-exit, spawning bin/ukvm-ts | ${range(library.spawnMs)} ms |`,
-  `| hello unikernels per second, ${library.batch} started at once in one process | ${range(library.perSecond)} |`,
+  ...libraryTable(library, range),
   '',
   'Medians of 5+ runs, (min–max) in brackets.',
 ];

@@ -22,40 +22,78 @@ namespace ukvm {
 
 namespace {
 
+// One mapping of guest RAM. `holders` counts what keeps the pages mapped
+// (the VM thread's ArrayBuffer until it is collected or released early,
+// and each SharedArrayBuffer backing store); `refs` counts what still
+// points at this struct (the ArrayBuffer's finalizer and each backing
+// store's deleter), so the struct outlives the last of them.
 struct Mapping {
   void* p;
   size_t len;
+  std::atomic<int> holders;
   std::atomic<int> refs;
+  std::atomic<bool> buffer_released;
 };
 
-// Live mappings by address, so shareMemory can find the one an ArrayBuffer
-// shows. Guarded by a mutex: buffers are collected on any thread.
+// Live mappings by address, so shareMemory and an early release can find
+// the one an ArrayBuffer shows. Guarded by a mutex: buffers are collected
+// on any thread.
 std::mutex g_lock;
 std::unordered_map<void*, Mapping*> g_mappings;
 
-void Release(Mapping* m) {
-  if (m->refs.fetch_sub(1) != 1) return;
+void DropHolder(Mapping* m) {
+  if (m->holders.fetch_sub(1) != 1) return;
   {
     std::lock_guard<std::mutex> hold(g_lock);
-    g_mappings.erase(m->p);
+    auto it = g_mappings.find(m->p);
+    if (it != g_mappings.end() && it->second == m) g_mappings.erase(it);
   }
   munmap(m->p, m->len);
-  delete m;
 }
 
-void FinalizeArrayBuffer(Napi::Env, void*, Mapping* m) { Release(m); }
+void DropRef(Mapping* m) {
+  if (m->refs.fetch_sub(1) == 1) delete m;
+}
 
-void DeleteBackingStore(void*, size_t, void* m) { Release(static_cast<Mapping*>(m)); }
+// The VM thread's ArrayBuffer lets go of the pages, once (early or at collection).
+void ReleaseBuffer(Mapping* m) {
+  if (!m->buffer_released.exchange(true)) DropHolder(m);
+}
+
+void FinalizeArrayBuffer(Napi::Env, void*, Mapping* m) {
+  ReleaseBuffer(m);
+  DropRef(m);
+}
+
+void DeleteBackingStore(void*, size_t, void* data) {
+  Mapping* m = static_cast<Mapping*>(data);
+  DropHolder(m);
+  DropRef(m);
+}
 
 }  // namespace
 
 Napi::ArrayBuffer GuestMappingBuffer(Napi::Env env, void* p, size_t len) {
-  auto* m = new Mapping{p, len, {1}};
+  auto* m = new Mapping{p, len, {1}, {1}, {false}};
   {
     std::lock_guard<std::mutex> hold(g_lock);
     g_mappings[p] = m;
   }
   return Napi::ArrayBuffer::New(env, p, len, FinalizeArrayBuffer, m);
+}
+
+bool ReleaseGuestMapping(void* p, size_t len) {
+  Mapping* m = nullptr;
+  {
+    std::lock_guard<std::mutex> hold(g_lock);
+    auto it = g_mappings.find(p);
+    if (it == g_mappings.end() || it->second->len != len || it->second->buffer_released.load()) return false;
+    m = it->second;
+    m->refs.fetch_add(1);  // kept while we use it, whatever the finalizer does meanwhile
+  }
+  ReleaseBuffer(m);
+  DropRef(m);
+  return true;
 }
 
 // shareMemory(memory): a SharedArrayBuffer over the same pages as the guest
@@ -72,8 +110,9 @@ static Napi::Value ShareMemory(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> hold(g_lock);
     auto it = g_mappings.find(ab.Data());
-    if (it != g_mappings.end() && it->second->len == ab.ByteLength()) {
+    if (it != g_mappings.end() && it->second->len == ab.ByteLength() && !it->second->buffer_released.load()) {
       m = it->second;
+      m->holders.fetch_add(1);
       m->refs.fetch_add(1);
     }
   }

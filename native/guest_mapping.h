@@ -15,4 +15,10 @@ namespace ukvm {
 // An ArrayBuffer over the mmap'd guest RAM [p, p + len); takes ownership.
 Napi::ArrayBuffer GuestMappingBuffer(Napi::Env env, void* p, size_t len);
 
+// The VM is closed: the ArrayBuffer of GuestMappingBuffer(p, len) lets go
+// of the pages now (its caller detaches it); they are unmapped at once, or
+// when the last SharedArrayBuffer over them goes. False if [p, p + len) is
+// no such buffer's (or was released already).
+bool ReleaseGuestMapping(void* p, size_t len);
+
 }  // namespace ukvm

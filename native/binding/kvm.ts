@@ -86,6 +86,12 @@ export interface KvmBinding {
   eventfdCreate(): number;
   /** KVM_IOEVENTFD: a `length`-byte OUT to `port` signals eventFd instead of exiting (assign false: undo it). */
   ioeventfd(vmFd: number, port: number, length: number, eventFd: number, assign: boolean): void;
+  /**
+   * Unmaps guest memory or a run area now (not when collected) and detaches
+   * the buffer; a detached one is left alone. Guest memory another thread
+   * still holds (shareMemory) is unmapped when that holder lets go.
+   */
+  unmapBuffer(area: ArrayBuffer): void;
 
   // vCPU (vcpu_linux.cc).
   createVcpu(vmFd: number, runSize: number): CreatedVcpu;
@@ -141,6 +147,7 @@ export const KVM_SHAPE = {
   shareMemory: 'function',
   eventfdCreate: 'function',
   ioeventfd: 'function',
+  unmapBuffer: 'function',
   createVcpu: 'function',
   destroyVcpu: 'function',
   setCpuid: 'function',

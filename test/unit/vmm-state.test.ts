@@ -45,6 +45,7 @@ function kvmFake() {
     waitsetAdd: none,
     closeFd: none,
     destroyVcpu: none,
+    unmapBuffer: none,
   } as unknown as NativeBinding;
   return { binding, seen };
 }

@@ -125,6 +125,8 @@ class KvmMachine implements Machine {
 
   close(): void {
     this.b.closeFd(this.vmFd);
+    // Guest memory goes now, not when the collector gets to its buffer.
+    this.b.unmapBuffer(this.memory);
   }
 }
 
@@ -143,9 +145,9 @@ class KvmVcpu implements Vcpu {
     private readonly token: number,
     private readonly fd: number,
     wakeFd: number,
-    run: ArrayBuffer,
+    private readonly runArea: ArrayBuffer,
   ) {
-    this.runView = new DataView(run);
+    this.runView = new DataView(runArea);
     this.handle = { backend: 'kvm', token };
     this.ids = { token, wakeFd };
     this.control = new KvmRunControl(b, this.ids);
@@ -211,5 +213,8 @@ class KvmVcpu implements Vcpu {
     if (this.closed) return;
     this.closed = true;
     this.b.destroyVcpu(this.token);
+    // The run area's mapping holds the vCPU, and with it the KVM VM, alive in
+    // the kernel: unmapped now, a closed VM is gone when close() returns.
+    this.b.unmapBuffer(this.runArea);
   }
 }

@@ -8,7 +8,18 @@
       "native/host_signals_linux.cc",
       "native/host_waitset_linux.cc",
       "native/host_tap_linux.cc",
-      "native/host_seccomp_linux.cc"
+      "native/host_seccomp_linux.cc",
+      "native/host_ring_linux.cc",
+      "native/guest_mapping.cc"
+    ],
+    "ukvm_freebsd_sources": [
+      "native/vmm_freebsd.cc",
+      "native/freebsd/vcpu_freebsd.cc",
+      "native/freebsd/vmm_confine_freebsd.cc",
+      "native/freebsd/host_signals_freebsd.cc",
+      "native/freebsd/host_waitset_freebsd.cc",
+      "native/freebsd/host_tap_freebsd.cc",
+      "native/freebsd/host_disk_freebsd.cc"
     ]
   },
   "target_defaults": {
@@ -23,7 +34,8 @@
       "target_name": "ukvm_native",
       "sources": ["native/addon.cc", "native/host_io_posix.cc"],
       "conditions": [
-        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)"] }]
+        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)"] }],
+        ["OS=='freebsd'", { "sources": ["<@(ukvm_freebsd_sources)"] }]
       ]
     },
     {
@@ -31,7 +43,8 @@
       "defines": ["UKVM_BENCH"],
       "sources": ["native/addon.cc", "native/host_io_posix.cc"],
       "conditions": [
-        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)", "native/bench_linux.cc"] }]
+        ["OS=='linux'", { "sources": ["<@(ukvm_linux_sources)", "native/bench_linux.cc"] }],
+        ["OS=='freebsd'", { "sources": ["<@(ukvm_freebsd_sources)"] }]
       ]
     }
   ]

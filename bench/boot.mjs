@@ -1,8 +1,13 @@
 // Boot: wall time and peak RSS of `bin/ukvm-ts hello.hvt` from spawn to exit,
-// with bare `node -e 0` beside it for scale (Node's own start-up floor).
+// the same through the self-contained executable (dist/exe/ukvm-ts, built
+// here when stale), and bare `node -e 0` for scale (Node's own start-up
+// floor). The rows take turns run by run, so a busy moment hits them alike.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { BIN, guest, stats } from './lib.mjs';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, guest, ROOT, stats } from './lib.mjs';
+
+const EXE = join(ROOT, 'dist', 'exe', 'ukvm-ts');
 
 const TIME = '/usr/bin/time';
 
@@ -24,19 +29,20 @@ function peakRss(cmd, args) {
 }
 
 export function benchBoot({ runs = 10 } = {}) {
-  const hello = [BIN, [guest('hello')]];
-  const node = [process.execPath, ['-e', '0']];
-  once(...hello); // warm the page cache
-  const rows = [];
-  for (const [label, [cmd, args]] of [['ukvm-ts hello', hello], ['node -e 0', node]]) {
-    const wall = [];
-    const rss = [];
-    for (let i = 0; i < runs; i++) {
-      wall.push(once(cmd, args));
-      const kib = peakRss(cmd, args);
-      if (kib !== null) rss.push(kib / 1024);
+  const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-exe.mjs'), '--if-stale'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (build.status !== 0) throw new Error('building the self-contained executable failed');
+  const subjects = [
+    { label: 'ukvm-ts hello', cmd: BIN, args: [guest('hello')] },
+    { label: `ukvm-ts hello, self-contained executable (${(statSync(EXE).size / 2 ** 20).toFixed(1)} MiB)`, cmd: EXE, args: [guest('hello')] },
+    { label: 'node -e 0', cmd: process.execPath, args: ['-e', '0'] },
+  ].map((s) => ({ ...s, wall: [], rss: [] }));
+  for (const s of subjects) once(s.cmd, s.args); // warm the page cache
+  for (let i = 0; i < runs; i++) {
+    for (const s of subjects) {
+      s.wall.push(once(s.cmd, s.args));
+      const kib = peakRss(s.cmd, s.args);
+      if (kib !== null) s.rss.push(kib / 1024);
     }
-    rows.push({ label, wallMs: stats(wall), peakRssMiB: rss.length ? stats(rss) : null });
   }
-  return rows;
+  return subjects.map((s) => ({ label: s.label, wallMs: stats(s.wall), peakRssMiB: s.rss.length ? stats(s.rss) : null }));
 }

@@ -16,7 +16,7 @@ export const BIN = join(ROOT, 'bin', 'ukvm-ts');
 export const guest = (name) => join(ROOT, 'test', 'guests', 'build', `${name}.hvt`);
 
 /** Every guest a bench row runs. */
-const BENCH_GUESTS = ['hello', 'bench_exits', 'bench_block', 'bench_ping'];
+const BENCH_GUESTS = ['hello', 'bench_exits', 'bench_block', 'bench_ping', 'idle'];
 
 /** Builds the bench guests with the machine's gcc (only those older than their sources). */
 export function buildGuests() {

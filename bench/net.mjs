@@ -1,6 +1,11 @@
 // Net: ping round trip and packets per second against the bench_ping test
-// unikernel over a tap in a network namespace of our own, with POLL's spin
-// off (the default) and on, plus the CPU the tender used per second of flood.
+// unikernel over a tap in a network namespace of our own: the hypercall path
+// (--net-ring=off) with POLL's spin off and on, the shared ring
+// (--net-ring=on, docs/abi.md §13) with its I/O thread's spin at the default
+// and longer, and Solo5's own tender (its ring) when SOLO5_HVT names its
+// solo5-hvt; plus the CPU the tender used per second of flood. The
+// configurations take turns within each run, so a machine whose load drifts
+// treats them alike.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { BIN, guest, stats } from './lib.mjs';
@@ -13,15 +18,28 @@ const GUEST_IP = '10.213.0.2';
 const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 const inNs = (cmd, args) => execFileSync('ip', ['netns', 'exec', NS, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
-/** CPU seconds (user + system) a process has used so far. */
+/** CPU seconds (user + system) a process has used so far, all its threads (the ring's too). */
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-async function withTender(spinNs, fn) {
-  const child = spawn('ip', ['netns', 'exec', NS, BIN, `--net:service=${TAP}`, guest('bench_ping'), GUEST_IP], {
-    env: { ...process.env, UKVM_POLL_SPIN_NS: String(spinNs) },
+/** The configurations compared, side by side. */
+function configs() {
+  const ukvm = (label, args, env) => ({ label, cmd: [BIN, ...args], env });
+  const list = [
+    ukvm('hypercalls (--net-ring=off), POLL spin 0 µs', ['--net-ring=off'], { UKVM_POLL_SPIN_NS: '0' }),
+    ukvm('hypercalls (--net-ring=off), POLL spin 100 µs', ['--net-ring=off'], { UKVM_POLL_SPIN_NS: '100000' }),
+    ukvm('ring (--net-ring=on), thread spin 200 µs', ['--net-ring=on'], { UKVM_RING_SPIN_US: '200' }),
+    ukvm('ring (--net-ring=on), thread spin 2 ms', ['--net-ring=on'], { UKVM_RING_SPIN_US: '2000' }),
+  ];
+  if (process.env.SOLO5_HVT) list.push({ label: `solo5-hvt (C, its ring): ${process.env.SOLO5_HVT}`, cmd: [process.env.SOLO5_HVT], env: {} });
+  return list;
+}
+
+async function withTender(config, fn) {
+  const child = spawn('ip', ['netns', 'exec', NS, ...config.cmd, `--net:service=${TAP}`, guest('bench_ping'), GUEST_IP], {
+    env: { ...process.env, ...config.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
@@ -63,22 +81,20 @@ export async function benchNet({ runs = 5, pings = 1000, floodCount = 5000 } = {
     ip('-n', NS, 'tuntap', 'add', 'dev', TAP, 'mode', 'tap');
     ip('-n', NS, 'link', 'set', TAP, 'up');
     ip('-n', NS, 'addr', 'add', `${HOST_IP}/24`, 'dev', TAP);
-    const rows = [];
-    for (const spinNs of [0, 100_000]) {
-      const rtt = [];
-      const pps = [];
-      const cpu = [];
-      await withTender(spinNs, (pid) => {
-        for (let r = 0; r < runs; r++) {
-          rtt.push(rttMedian(pings));
+    const list = configs();
+    const got = list.map(() => ({ rtt: [], pps: [], cpu: [] }));
+    for (let r = 0; r < runs; r++) {
+      for (const [i, config] of list.entries()) {
+        const g = got[i];
+        await withTender(config, (pid) => {
+          g.rtt.push(rttMedian(pings));
           const f = flood(pid, floodCount);
-          pps.push(f.pps);
-          cpu.push(f.cpuShare * 100);
-        }
-      });
-      rows.push({ spinNs, rttMs: stats(rtt), pps: stats(pps), cpuPercent: stats(cpu) });
+          g.pps.push(f.pps);
+          g.cpu.push(f.cpuShare * 100);
+        });
+      }
     }
-    return rows;
+    return list.map((c, i) => ({ label: c.label, rttMs: stats(got[i].rtt), pps: stats(got[i].pps), cpuPercent: stats(got[i].cpu) }));
   } finally {
     ip('netns', 'del', NS);
   }

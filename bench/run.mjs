@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { benchBlock } from './block.mjs';
 import { benchBoot } from './boot.mjs';
 import { benchExits } from './exits.mjs';
-import { benchLibrary } from './library.mjs';
+import { benchLibrary, libraryTable } from './library.mjs';
 import { benchNet } from './net.mjs';
+import { benchRing } from './ring.mjs';
+import { benchSandbox } from './sandbox.mjs';
 import { buildGuests, machine, ROOT, version } from './lib.mjs';
 
 const f = (x, d = 1) => x.toFixed(d);
@@ -32,10 +34,14 @@ step('boot');
 const boot = benchBoot();
 step('exit cost');
 const exits = benchExits();
+step('exit cost with the sandbox');
+const sandbox = benchSandbox();
 step('block');
 const block = benchBlock();
 step('net');
 const net = canRunNet() ? await benchNet() : null;
+step('net ring consumer');
+const ring = benchRing();
 step('library');
 const library = await benchLibrary();
 
@@ -50,6 +56,10 @@ const lines = [
   '|---|---|---|---|',
   ...exits.map((r) => `| ${r.kind}${r.kind === 'poll' ? ' (timeout 0)' : r.kind === 'puts' ? ' (1 byte, /dev/null)' : ''} | ${range(r.ukvmTs, 2)} | ${range(r.floor, 2)} | ${f(r.ratio, 3)} |`),
   '',
+  "| Hypercall, sandbox | without filter µs/call | with the CLI's seccomp filter µs/call | with ÷ without | control (2nd ÷ 1st, no filter) | net (goal ≤ 1.03) |",
+  '|---|---|---|---|---|---|',
+  ...sandbox.map((r) => `| ${r.kind} | ${range(r.without, 2)} | ${range(r.with, 2)} | ${f(r.ratio.median, 3)} | ${f(r.control.median, 3)} | ${f(r.net, 3)} |`),
+  '',
   '| Block (one-block call, file in page cache) | µs/call |',
   '|---|---|',
   ...block.map((r) => `| ${r.kind}, ${r.sector}-byte sectors | ${range(r.us)} |`),
@@ -58,18 +68,18 @@ const lines = [
     ? [
         '| Net (bench_ping over a tap) | ping RTT median ms | flood packets/s | tender CPU % during flood |',
         '|---|---|---|---|',
-        ...net.map((r) => `| POLL spin ${r.spinNs / 1000} µs | ${range(r.rttMs, 3)} | ${range(r.pps, 0)} | ${range(r.cpuPercent, 0)} |`),
+        ...net.map((r) => `| ${r.label} | ${range(r.rttMs, 3)} | ${range(r.pps, 0)} | ${range(r.cpuPercent, 0)} |`),
       ]
     : ['Net rows skipped: they need root, ip and ping.']),
   '',
-  '| Library | value |',
+  '| Net ring consumer alone (TypeScript, 1023 entries at once) | ns/entry |',
   '|---|---|',
-  `| hello start-to-exit, startUnikernel in a running process | ${range(library.inProcessMs)} ms |`,
-  `| hello start-to-exit, spawning bin/ukvm-ts | ${range(library.spawnMs)} ms |`,
-  `| hello unikernels per second, ${library.batch} started at once in one process | ${range(library.perSecond)} |`,
+  ...ring.map((r) => `| ${r.label} | ${range(r.ns, 0)} |`),
+  '',
+  ...libraryTable(library, range),
   '',
   'Medians of 5+ runs, (min–max) in brackets.',
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits, block, net, library }, null, 2)}\n`);
+writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify({ machine: info, boot, exits, sandbox, block, net, ring, library }, null, 2)}\n`);

@@ -3,6 +3,12 @@
 // modules made from the registry's descriptors and the platform's backend).
 export {
   startUnikernel,
+  createPool,
+  WORKER_LIMITS,
+  type Pool,
+  type PoolOptions,
+  type PoolCounts,
+  type ConsoleOutput,
   type Unikernel,
   type UnikernelOptions,
   type UnikernelStats,

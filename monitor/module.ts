@@ -5,11 +5,12 @@
 // is driven from that list. A descriptor's create() makes a fresh Module per
 // VM whose state lives in the closure, so one process runs many VMs.
 import type { HypercallNr } from './abi/constants.js';
-import type { RunControl, VcpuExit, VcpuHandle } from './backend/backend.js';
+import type { PortEvents, RunControl, SandboxScope, VcpuExit, VcpuHandle } from './backend/backend.js';
 import type { DebugVcpu } from './backend/debug.js';
 import type { HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
 import type { CheckedMemory } from './vm/memory.js';
+import type { DebugMemory } from './vm/debug-memory.js';
 
 export type { RunControl } from './backend/backend.js';
 
@@ -53,10 +54,27 @@ export interface SetupContext {
   countBytes(handle: number, direction: Direction, n: number): void;
   /** The vCPU's debug primitives, where the backend has them (call them on the vCPU's thread). */
   readonly debug?: DebugVcpu;
+  /**
+   * Guest RAM for a debugger only (modules/gdb): [0, mem_size) end included,
+   * host-protected text too, protections lifted around each copy
+   * (vm/debug-memory.ts). Never for hypercall buffers: those go through `memory`.
+   */
+  readonly debugMemory: DebugMemory;
   /** Names the vCPU to other threads: platform().interrupt(handle) / stop(handle) work from anywhere. */
   readonly vcpu: VcpuHandle;
   /** Prints a warning line (prefixed with the program name). */
   warn(message: string): void;
+  /** mem_size: bytes the guest owns; a reservation (extraMemory, the net ring) starts here (§6.1, §13.2). */
+  readonly memSize: number;
+  /** Port writes that signal an eventfd without an exit (the net ring's kick, §13.5). */
+  readonly portEvents: PortEvents;
+  /** What boot info will advertise (§8.2); a module offering ring I/O sets both (§13.5). */
+  readonly bootInfo: { hostFeatures: number; netRing: number };
+  /**
+   * Counters written by the net ring's I/O thread, backed by a
+   * SharedArrayBuffer (RING_COUNTERS_LENGTH slots, see vm/compose.ts).
+   */
+  readonly ringCounters: Float64Array;
 }
 
 /** One module's part in one VM. */
@@ -78,15 +96,28 @@ export interface Module {
   /** Called once the VM exists, in module order, before boot info is written. */
   setup(ctx: SetupContext): void;
   /**
-   * Asked once after setup(), right before the guest first runs: 'skip' if
-   * this run must not be sandboxed (monitor/sandbox/): a debugger serving a
-   * socket, a core file created at HALT. The monitor then runs unconfined
-   * and prints the reference's two warnings (docs/abi.md §17).
+   * Asked once after setup(), right before the guest first runs, what this
+   * run needs of the sandbox (monitor/sandbox/): 'skip' if it must not be
+   * sandboxed (a core file created at HALT: the monitor then runs unconfined
+   * and prints the reference's two warnings, docs/abi.md §17); 'debugger' if
+   * a debugger is attached (the filter then also allows the register and
+   * guest-debug ioctls and the calls of the stub's socket thread);
+   * undefined for nothing.
    */
-  sandbox?(): 'skip' | undefined;
+  sandbox?(): SandboxNeed;
+  /**
+   * Told, on the VM's thread right after the sandbox step, how the VM's
+   * thread was confined ('process': every thread, 'thread': the VM's thread
+   * only; null: not at all). A module with a thread of its own confines it
+   * the same way when the scope does not reach it ('thread').
+   */
+  sandboxed?(scope: SandboxScope | null): void;
   /** Releases host resources (descriptors); called when the VM is closed or fails to build. Idempotent. */
   close?(): void;
 }
+
+/** What a module needs of the sandbox (Module.sandbox). */
+export type SandboxNeed = 'skip' | 'debugger' | undefined;
 
 /** An option of startUnikernel that a module serves. */
 export interface LibraryOption {

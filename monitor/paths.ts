@@ -12,7 +12,22 @@ function findRoot(from: string): string {
   }
 }
 
-/** The directory holding ukvm-ts's package.json. */
-export const PACKAGE_ROOT = findRoot(import.meta.dirname);
+// The self-contained executable (scripts/build-exe.mjs) has no package on
+// disk: its bundler defines UKVM_EMBEDDED_VERSION as the version string, and
+// nothing may look for a package.json then. Elsewhere the name is undeclared
+// and `typeof` says so without throwing.
+declare const UKVM_EMBEDDED_VERSION: string | undefined;
+
+/** The version built into the self-contained executable; undefined when running from a package. */
+export const EMBEDDED_VERSION: string | undefined = typeof UKVM_EMBEDDED_VERSION === 'string' ? UKVM_EMBEDDED_VERSION : undefined;
+
+/** The directory holding ukvm-ts's package.json ('' inside the self-contained executable). */
+export const PACKAGE_ROOT = EMBEDDED_VERSION === undefined ? findRoot(import.meta.dirname) : '';
+
+/** ukvm-ts's version: package.json's, or the one built into the executable. */
+export function packageVersion(): string {
+  if (EMBEDDED_VERSION !== undefined) return EMBEDDED_VERSION;
+  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
 /** Compiled JavaScript (tsc output). */
 export const DIST = join(PACKAGE_ROOT, 'dist');

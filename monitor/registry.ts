@@ -11,7 +11,7 @@ import { ModuleError } from './errors.js';
 import type { ModuleDescriptor } from './module.js';
 
 /** startUnikernel's own options: no module may take these names. */
-export const CORE_LIBRARY_OPTIONS = ['kernel', 'memoryMiB', 'args', 'console', 'warn', 'pollSpinNs'] as const;
+export const CORE_LIBRARY_OPTIONS = ['kernel', 'memoryMiB', 'args', 'console', 'warn', 'pollSpinNs', 'signal', 'timeout', 'sandbox'] as const;
 
 /** Refuses two modules claiming one name, library option or separate-value option. */
 export function checkRegistry(list: readonly ModuleDescriptor[]): readonly ModuleDescriptor[] {

@@ -6,21 +6,28 @@
 // The product never loads the bench addon. Each addon has its own vCPU
 // table: a token from one means nothing to the other. Keep the typed
 // declarations in native/binding/ in step with what is registered here
-// (native/binding/load.ts checks the shape at load). Elsewhere than Linux
-// only the POSIX host exports exist, and the shape check says which are
-// missing.
+// (native/binding/load.ts checks the shape at load). On FreeBSD the vmm
+// surface (native/binding/vmm.ts) replaces the KVM one. Elsewhere only the
+// POSIX host exports exist, and the shape check says which are missing.
 #include "native_util.h"
+#ifdef __FreeBSD__
+#include "freebsd/register.h"
+#endif
 
 namespace ukvm {
 #ifndef __linux__
 void RegisterKvm(Napi::Env, Napi::Object) {}
 void RegisterVcpu(Napi::Env, Napi::Object) {}
 void RegisterVcpuDebug(Napi::Env, Napi::Object) {}
+void RegisterSeccomp(Napi::Env, Napi::Object) {}
+void RegisterRing(Napi::Env, Napi::Object) {}
+void RegisterGuestMapping(Napi::Env, Napi::Object) {}
+void RegisterBench(Napi::Env, Napi::Object) {}
+#endif
+#if !defined(__linux__) && !defined(__FreeBSD__)
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterTap(Napi::Env, Napi::Object) {}
-void RegisterSeccomp(Napi::Env, Napi::Object) {}
-void RegisterBench(Napi::Env, Napi::Object) {}
 #endif
 }  // namespace ukvm
 
@@ -33,6 +40,14 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterWaitset(env, exports);
   ukvm::RegisterTap(env, exports);
   ukvm::RegisterSeccomp(env, exports);
+  ukvm::RegisterRing(env, exports);
+  ukvm::RegisterGuestMapping(env, exports);
+#ifdef __FreeBSD__
+  ukvm::RegisterVmm(env, exports);
+  ukvm::RegisterVmmVcpu(env, exports);
+  ukvm::RegisterVmmConfine(env, exports);
+  ukvm::RegisterDisk(env, exports);
+#endif
 #ifdef UKVM_BENCH
   ukvm::RegisterBench(env, exports);
 #endif

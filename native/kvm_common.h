@@ -8,6 +8,8 @@
 #include <linux/kvm.h>
 
 #include <cstddef>
+#include <mutex>
+#include <unordered_map>
 
 namespace ukvm {
 
@@ -42,14 +44,40 @@ static_assert(KVM_GET_SREGS == 0x8138AE83 && KVM_SET_SREGS == 0x4138AE84, "sregs
 
 inline Napi::Value Num(Napi::Env env, double v) { return Napi::Number::New(env, v); }
 
-// An ArrayBuffer over an mmap'd area, unmapped when the buffer is collected.
+// An ArrayBuffer over an mmap'd area (guest memory, a vCPU's run area),
+// unmapped when the buffer is collected or, earlier, by unmapBuffer (the VM
+// is closed: a mapping of a vCPU's run area keeps the whole KVM VM alive in
+// the kernel, so waiting for the garbage collector would keep closed VMs
+// around). Mapped() records each live area's length by address; unmapBuffer
+// takes the area out, unmaps it and sets that length to 0, so the finalizer
+// that runs later unmaps nothing (the range may hold a new mapping by then).
+struct MappedAreas {
+  std::mutex lock;
+  std::unordered_map<void*, size_t*> len;
+};
+inline MappedAreas& Mapped() {
+  static MappedAreas areas;
+  return areas;
+}
+
 inline void Unmap(Napi::Env, void* data, size_t* len) {
-  munmap(data, *len);
+  {
+    std::lock_guard<std::mutex> g(Mapped().lock);
+    auto it = Mapped().len.find(data);
+    // Only our own entry: after an early unmap the address may name a newer area.
+    if (it != Mapped().len.end() && it->second == len) Mapped().len.erase(it);
+  }
+  if (*len != 0) munmap(data, *len);
   delete len;
 }
 
 inline Napi::ArrayBuffer MappedBuffer(Napi::Env env, void* p, size_t len) {
-  return Napi::ArrayBuffer::New(env, p, len, Unmap, new size_t(len));
+  size_t* hint = new size_t(len);
+  {
+    std::lock_guard<std::mutex> g(Mapped().lock);
+    Mapped().len[p] = hint;
+  }
+  return Napi::ArrayBuffer::New(env, p, len, Unmap, hint);
 }
 
 // One argument-less ioctl on fd (argument 0), its result as a number.

@@ -7,6 +7,7 @@
 // each pinned here to the value docs/abi.md Appendix A gives, and checked
 // again by native/binding/load.ts when the addon is loaded.
 #include "kvm_common.h"
+#include "guest_mapping.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -149,7 +150,7 @@ static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("vmFd", Num(env, vm));
-  out.Set("memory", MappedBuffer(env, mem, size));
+  out.Set("memory", GuestMappingBuffer(env, mem, size));
   return out;
 }
 
@@ -174,7 +175,48 @@ static Napi::Value Protect(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// unmapBuffer(area): unmaps an area MappedBuffer made (a run area) or guest
+// memory (GuestMappingBuffer: unmapped once no other thread shares it) now,
+// and detaches its ArrayBuffer, so JavaScript can no longer reach
+// the range (views of it read as empty). Once the VM is closed. An area
+// already unmapped (a detached buffer) is left alone; any other buffer is a
+// TypeError.
+static Napi::Value UnmapBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) {
+    ThrowType(env, "expected a mapped ArrayBuffer");
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  if (ab.IsDetached()) return env.Undefined();
+  void* data = ab.Data();
+  // Guest memory (guest_mapping.cc): another thread may still hold it shared.
+  if (ReleaseGuestMapping(data, ab.ByteLength())) {
+    ab.Detach();
+    return env.Undefined();
+  }
+  size_t* len = nullptr;
+  {
+    std::lock_guard<std::mutex> g(Mapped().lock);
+    auto it = Mapped().len.find(data);
+    if (it != Mapped().len.end()) {
+      len = it->second;
+      Mapped().len.erase(it);
+    }
+  }
+  if (len == nullptr) {
+    ThrowType(env, "not a mapped area");
+    return env.Undefined();
+  }
+  // The finalizer (on this thread: the buffer belongs to this isolate) then frees only the length.
+  munmap(data, *len);
+  *len = 0;
+  ab.Detach();
+  return env.Undefined();
+}
+
 void RegisterKvm(Napi::Env env, Napi::Object exports) {
+  exports.Set("unmapBuffer", Napi::Function::New(env, UnmapBuffer));
   exports.Set("openKvm", Napi::Function::New(env, OpenKvm));
   exports.Set("apiVersion", Napi::Function::New(env, ApiVersion));
   exports.Set("checkExtension", Napi::Function::New(env, CheckExtension));

@@ -7,13 +7,20 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#ifndef __linux__
+#include "freebsd/errno_name.h"  // no strerrorname_np outside glibc
+#endif
 
 namespace ukvm {
 
 // Throws a JS Error whose message is "SYSCALL: strerror", with errno, code
 // (e.g. "ENOENT") and syscall as properties, like Node's own system errors.
 inline void ThrowErrno(Napi::Env env, const char* syscall, int err) {
+#ifdef __linux__
   const char* name = strerrorname_np(err);
+#else
+  const char* name = ErrnoName(err);
+#endif
   std::string msg = std::string(syscall) + ": " + strerror(err);
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("errno", Napi::Number::New(env, err));
@@ -86,6 +93,8 @@ void RegisterSignals(Napi::Env env, Napi::Object exports);  // host_signals_linu
 void RegisterWaitset(Napi::Env env, Napi::Object exports);  // host_waitset_linux.cc
 void RegisterTap(Napi::Env env, Napi::Object exports);      // host_tap_linux.cc
 void RegisterSeccomp(Napi::Env env, Napi::Object exports);  // host_seccomp_linux.cc
+void RegisterRing(Napi::Env env, Napi::Object exports);     // host_ring_linux.cc
+void RegisterGuestMapping(Napi::Env env, Napi::Object exports);  // guest_mapping.cc
 // The bench addon only (target ukvm_bench):
 void RegisterBench(Napi::Env env, Napi::Object exports);  // bench_linux.cc
 

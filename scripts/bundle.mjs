@@ -25,6 +25,10 @@ const entry = (name, text) => {
   return file;
 };
 const entries = [entry('monitor', `export { main } from '${spec(join(DIST, 'monitor', 'cli', 'main.js'))}';`)];
+// The library's VM worker (monitor/library/worker.ts), in the same chunk
+// graph: it loads a module's bundle only when a VM needs it, and the module
+// then shares the worker's copy of the core (one TenderError class, etc.).
+entries.push(entry('library-worker', `import '${spec(join(DIST, 'monitor', 'library', 'worker.js'))}';`));
 for (const d of REGISTRY) {
   // Each module folder's index.js exports its descriptor as the default.
   entries.push(entry(d.name, `export { default } from '${spec(join(DIST, 'modules', d.name, 'index.js'))}';`));

@@ -3,9 +3,9 @@
 // the sandbox (monitor/sandbox/policy.ts) must allow — and checks every one
 // of them against the monitor's real seccomp program.
 //
-//   node scripts/syscalls.mjs [--kvm] [--library] [--tty] [--probe] [--soak M] [--out FILE]
+//   node scripts/syscalls.mjs [--kvm] [--gdb] [--library] [--tty] [--probe] [--soak M] [--out FILE]
 //   node scripts/syscalls.mjs --check FILE      (re-check a saved measurement against the current policy)
-//   node scripts/syscalls.mjs --bench [--runs R] [--calls N]   (exit cost with and without the filter)
+// (The exit cost with and without the filter is bench/sandbox.mjs, a row of `npm run bench`.)
 //
 // Each workload runs under `strace -f` with raw arguments (paths decoded) and with the
 // monitor's own seccomp(2) call faked (`-e inject=seccomp:retval=0`): the
@@ -19,6 +19,7 @@
 //
 // Workloads (default: --kvm --library --tty --probe):
 //   --kvm      the KVM test suite (test/kvm), without the library and sandbox tests
+//   --gdb      test/kvm/gdb.test.ts alone (real gdb; also part of --kvm)
 //   --library  the library tests (test/kvm/library*.test.ts, examples.test.ts)
 //   --tty      hello, a block guest and a SIGTERM with the console on a terminal (script(1))
 //   --probe    test/kvm/sandbox-probe.mjs's probes that must run through (libuv's pool
@@ -45,9 +46,8 @@ const BIN = join(ROOT, 'bin', 'ukvm-ts');
 const GUESTS = join(ROOT, 'test', 'guests', 'build');
 const UNISTD = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';
 
-const USAGE = `usage: node scripts/syscalls.mjs [--kvm] [--library] [--tty] [--probe] [--soak MINUTES] [--log FILE] [--out FILE]
+const USAGE = `usage: node scripts/syscalls.mjs [--kvm] [--gdb] [--library] [--tty] [--probe] [--soak MINUTES] [--log FILE] [--out FILE]
        node scripts/syscalls.mjs --check FILE
-       node scripts/syscalls.mjs --bench [--runs R] [--calls N]
 
 Runs the workloads under strace -f (the monitor's seccomp call faked, so
 nothing is killed), counts the system calls made after set-up per scope
@@ -69,7 +69,7 @@ const opts = { workloads: [], out: null, check: null, soakMinutes: 0 };
     if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
-    } else if (a === '--kvm' || a === '--library' || a === '--tty' || a === '--probe') {
+    } else if (a === '--kvm' || a === '--library' || a === '--tty' || a === '--probe' || a === '--gdb') {
       opts.workloads.push(a.slice(2));
     } else if (a === '--soak') {
       const m = Number(argv[++i]);
@@ -82,22 +82,13 @@ const opts = { workloads: [], out: null, check: null, soakMinutes: 0 };
       // An existing `strace -f -e raw=all` log, counted as workload "log".
       opts.log = argv[++i] ?? die('--log wants a file');
       opts.workloads.push('log');
-    } else if (a === '--bench') {
-      opts.bench = true;
-    } else if (a === '--runs' || a === '--calls') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n <= 0) die(`${a} wants a positive whole number`);
-      opts[a.slice(2)] = n;
-    } else if (a === '--bench-child') {
-      opts.benchChild = argv.slice(i + 1);
-      break;
     } else if (a === '--check') {
       opts.check = argv[++i] ?? die('--check wants a file');
     } else {
       die(`unknown argument '${a}' (see --help)`);
     }
   }
-  if (opts.workloads.length === 0 && !opts.check && !opts.bench && !opts.benchChild) opts.workloads.push('kvm', 'library', 'tty', 'probe');
+  if (opts.workloads.length === 0 && !opts.check) opts.workloads.push('kvm', 'library', 'tty', 'probe');
 }
 
 // ---- the policy, as the monitor builds it ----
@@ -141,11 +132,12 @@ const DECODED = ['open', 'openat', 'openat2', 'statx', 'execve', 'execveat'];
 
 const verdictOf = (() => {
   const programs = new Map();
-  return (scope, name, args) => {
+  // debuggerOn: the program of a run with gdb attached (the gdb workload's runs).
+  return (scope, name, args, debuggerOn = false) => {
     const nr = NR.get(name);
     if (nr === undefined) return 'unknown call';
-    const key = `${scope}`;
-    if (!programs.has(key)) programs.set(key, buildProgram(scope, { pid: 1000 }));
+    const key = `${scope}|${debuggerOn}`;
+    if (!programs.has(key)) programs.set(key, buildProgram(scope, { pid: 1000, debugger: debuggerOn }));
     const full = [0n, 0n, 0n, 0n, 0n, 0n];
     (KEPT_ARGS[name] ?? []).forEach((spec, i) => {
       const v = args[i];
@@ -394,6 +386,10 @@ const WORKLOADS = {
     const exclude = ['test/kvm/library*.test.ts', 'test/kvm/examples.test.ts', 'test/kvm/sandbox*.test.ts'];
     return traced('kvm', [VITEST, 'run', 'test/kvm', ...exclude.flatMap((e) => ['--exclude', e])], agg);
   },
+  async gdb(agg) {
+    // Real gdb against the stub, with the sandbox on (the main program name; the debug name skips it).
+    return traced('gdb', [VITEST, 'run', 'test/kvm/gdb.test.ts'], agg);
+  },
   async library(agg) {
     return traced('library', [VITEST, 'run', 'test/kvm/library.test.ts', 'test/kvm/library-console.test.ts',
       'test/kvm/library-cycles.test.ts', 'test/kvm/examples.test.ts'], agg);
@@ -446,7 +442,7 @@ const WORKLOADS = {
 // ---- report ----
 
 const IOCTLS = {
-  0xae80: 'KVM_RUN', 0x8090ae81: 'KVM_GET_REGS', 0x8138ae83: 'KVM_GET_SREGS', 0x5401: 'TCGETS', 0x5402: 'TCSETS',
+  0xae80: 'KVM_RUN', 0x8090ae81: 'KVM_GET_REGS', 0x8138ae83: 'KVM_GET_SREGS', 0x4090ae82: 'KVM_SET_REGS', 0x4138ae84: 'KVM_SET_SREGS', 0x81a0ae8c: 'KVM_GET_FPU', 0x4048ae9b: 'KVM_SET_GUEST_DEBUG', 0x5401: 'TCGETS', 0x5402: 'TCSETS',
   0x5403: 'TCSETSW', 0x5413: 'TIOCGWINSZ', 0x5421: 'FIONBIO', 0x5451: 'FIOCLEX', 0x5412: 'TIOCSTI',
 };
 const FCNTL = { 0: 'F_DUPFD', 1: 'F_GETFD', 2: 'F_SETFD', 3: 'F_GETFL', 4: 'F_SETFL', 0x406: 'F_DUPFD_CLOEXEC' };
@@ -478,10 +474,14 @@ function report(agg, workloads) {
       const argsCol = KEPT_ARGS[name] ? es.map((e) => `${argText(name, e.args)} (${sum([e])})`).join('; ') : '';
       const errors = {};
       for (const e of es) for (const [k, v] of Object.entries(e.errors)) errors[k] = (errors[k] ?? 0) + v;
-      const verdicts = new Set(es.map((e) => (scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args))));
+      // Each workload's calls against its own program: the gdb workload's with the debugger's additions.
+      const verdicts = new Set();
       for (const e of es) {
-        const v = scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args);
-        if (v !== 'allow' && !(v.startsWith('errno') && name in FAIL)) problems.push(`${scope}: ${name}(${argText(name, e.args)}) ×${sum([e])} → ${v}`);
+        for (const w of Object.keys(e.counts)) {
+          const v = scope === 'unknown' ? 'n/a' : verdictOf(scope, name, e.args, w === 'gdb');
+          verdicts.add(v);
+          if (v !== 'allow' && !(v.startsWith('errno') && name in FAIL)) problems.push(`${scope}: ${name}(${argText(name, e.args)}) ×${e.counts[w]} in ${w} → ${v}`);
+        }
       }
       console.log(`| ${name} | ${NR.get(name) ?? '?'} | ${per.join(' | ')} | ${sum(es)} | ${argsCol} | ${Object.entries(errors).map(([k, v]) => `${k} ${v}`).join(', ')} | ${[...verdicts].join(', ')} |`);
     }
@@ -499,87 +499,7 @@ function report(agg, workloads) {
 
 const sum = (es) => es.reduce((s, e) => s + Object.values(e.counts).reduce((a, b) => a + b, 0), 0);
 
-// ---- bench: the exit cost with and without the filter ----
-
-/**
- * One child process per run, measuring both sides (a filter cannot be
- * removed, so the unfiltered side comes first): it builds bench_exits VMs
- * (bench/lib.mjs, console to /dev/null) — a warm-up, then N and 0 calls for
- * each side — runs the warm-up (so V8 has compiled the hypercall path for
- * both sides alike), times the unfiltered pair, installs the CLI's filter
- * (Platform.sandbox, scope 'process', as the CLI does right before the first
- * KVM_RUN) and times the filtered pair. Prints the four times in µs. A
- * control child does the same without the filter: the order alone.
- */
-async function benchChild([kind, n, mode]) {
-  const { bootVm } = await import(join(ROOT, 'bench', 'lib.mjs'));
-  const { platform } = await import(join(ROOT, 'dist', 'monitor', 'backend', 'index.js'));
-  const { writeSync } = await import('node:fs');
-  const [warm, ...vms] = [n, n, '0', n, '0'].map((c) => bootVm('bench_exits', [kind, c]));
-  const time = (vm) => {
-    const t = process.hrtime.bigint();
-    const out = vm.run();
-    const dt = Number(process.hrtime.bigint() - t) / 1e3;
-    if (out.kind !== 'halt' || out.status !== 0) throw new Error(`bench_exits ${kind} did not exit 0`);
-    return dt;
-  };
-  time(warm);
-  const plain = [time(vms[0]), time(vms[1])];
-  // 'control' leaves the filter out: its second pair measures what running second alone changes.
-  if (mode !== 'control') platform().sandbox.enter('process');
-  const filtered = [time(vms[2]), time(vms[3])];
-  writeSync(1, `${JSON.stringify([...plain, ...filtered])}\n`); // fs, not process.stdout: no stream is made after the filter
-  process.exit(0);
-}
-
-function bench() {
-  const runs = opts.runs ?? 9;
-  const calls = opts.calls ?? 20000;
-  const median = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
-  spawnSync(process.execPath, [join(ROOT, 'test', 'guests', 'build.mjs'), 'bench_exits'], { stdio: 'inherit' });
-  console.log(`Exit cost, µs per call: median of ${runs} runs of ${calls} calls (min–max). Each run measures both sides in one`);
-  console.log("process, unfiltered first, then with the CLI's filter; a control run does the same without installing it, so");
-  console.log('"control" is what coming second alone changes. Ratios: medians of the runs\' own ratios; net = filter ÷ control.\n');
-  console.log('| Hypercall | without filter | with filter | with ÷ without | control (2nd ÷ 1st) | net |');
-  console.log('|---|---|---|---|---|---|');
-  let worst = 0;
-  for (const kind of ['walltime', 'poll', 'puts']) {
-    const plain = [];
-    const filtered = [];
-    const ratios = [];
-    const controls = [];
-    const child = (mode) => {
-      const c = spawnSync(process.execPath, [import.meta.filename, '--bench-child', kind, String(calls), mode], { encoding: 'utf8', env: process.env });
-      if (c.status !== 0) die(`bench child (${kind}, ${mode}) failed: ${c.signal ?? c.status} ${c.stderr}`);
-      const [pn, p0, fn, f0] = JSON.parse(c.stdout);
-      return { first: (pn - p0) / calls, second: (fn - f0) / calls };
-    };
-    for (let r = 0; r < runs; r++) {
-      const f = child('filter');
-      const c = child('control');
-      plain.push(f.first);
-      filtered.push(f.second);
-      ratios.push(f.second / f.first);
-      controls.push(c.second / c.first);
-    }
-    const fmt = (xs) => `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)})`;
-    const net = median(ratios) / median(controls);
-    worst = Math.max(worst, net);
-    console.log(`| ${kind} | ${fmt(plain)} | ${fmt(filtered)} | ${median(ratios).toFixed(3)} | ${median(controls).toFixed(3)} | ${net.toFixed(3)} |`);
-  }
-  console.log(`\nworst net ratio ${worst.toFixed(3)} (goal ≤ 1.03)`);
-}
-
 // ---- main ----
-
-if (opts.benchChild) await benchChild(opts.benchChild);
-if (opts.bench) {
-  bench();
-  process.exit(0);
-}
 
 let agg;
 let workloads = opts.workloads;

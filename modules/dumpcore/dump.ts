@@ -40,7 +40,9 @@ export function dumpCore(r: DumpRequest): void {
   const path = corePath(r.dir, r.pid);
   let head: Uint8Array;
   try {
-    head = coreHead(r.image.size, coreRegisters(r.debug.getRegisters(), r.debug.getSpecialRegisters(), r.cookie));
+    // The host's own core layout, so its gdb reads the registers (§15.5, §18).
+    const flavour = process.platform === 'freebsd' ? 'freebsd' : 'linux';
+    head = coreHead(r.image.size, coreRegisters(r.debug.getRegisters(), r.debug.getSpecialRegisters(), r.cookie), flavour);
   } catch (e) {
     r.warn(`dumpcore: cannot read the vCPU's registers: ${reason(e)}`);
     r.warn(MSG_ERRORS);

@@ -49,6 +49,31 @@ export const REGISTERS_OFFSET = NOTE_OFFSET + NOTE_HEADER_SIZE + NOTE_NAMESZ + P
 /** File offset of guest address 0, i.e. the size of everything before memory: 532. */
 export const MEMORY_OFFSET = NOTE_OFFSET + NOTE_SIZE;
 
+/**
+ * FreeBSD's layout (§18: "fills FreeBSD's prstatus, version 1, sizes filled
+ * in"; sys/sys/procfs.h, x86/include/reg.h): prstatus_t is pr_version,
+ * pr_statussz, pr_gregsetsz, pr_fpregsetsz, pr_osreldate, pr_cursig, pr_pid,
+ * then struct reg (176 bytes) at 48. The note is named "FreeBSD" and is
+ * shorter than Linux's; the memory image stays at MEMORY_OFFSET.
+ */
+export const FREEBSD_PRSTATUS_SIZE = 224;
+export const FREEBSD_PR_REG_OFFSET = 48;
+const FREEBSD_GREGSET_SIZE = 176;
+const FREEBSD_FPREGSET_SIZE = 512;
+const FREEBSD_PRSTATUS_VERSION = 1;
+const FREEBSD_NOTE_NAME = 'FreeBSD';
+/** struct reg (amd64): eight-byte fields at these offsets inside pr_reg. */
+const FREEBSD_REG64: readonly [PrstatusRegister, number][] = [
+  ['r15', 0], ['r14', 8], ['r13', 16], ['r12', 24], ['r11', 32], ['r10', 40], ['r9', 48], ['r8', 56],
+  ['rdi', 64], ['rsi', 72], ['rbp', 80], ['rbx', 88], ['rdx', 96], ['rcx', 104], ['rax', 112],
+  ['rip', 136], ['cs', 144], ['eflags', 152], ['rsp', 160], ['ss', 168],
+];
+/** Its 16-bit selector fields (r_trapno u32 @120 and r_err u32 @128 stay 0). */
+const FREEBSD_REG16: readonly [PrstatusRegister, number][] = [['fs', 124], ['gs', 126], ['es', 132], ['ds', 134]];
+
+/** Which operating system's note layout a core uses. */
+export type CoreFlavour = 'linux' | 'freebsd';
+
 /** Registers all zero: a starting point for callers and tests. */
 export function zeroRegisters(): PrstatusRegisters {
   return Object.fromEntries(PRSTATUS_REGISTERS.map((r) => [r, 0n])) as PrstatusRegisters;
@@ -59,7 +84,7 @@ export function zeroRegisters(): PrstatusRegisters {
  * memSize bytes, with these registers (each taken modulo 2^64). Everything
  * §15.4 does not name is zero.
  */
-export function coreHead(memSize: number, regs: PrstatusRegisters): Uint8Array {
+export function coreHead(memSize: number, regs: PrstatusRegisters, flavour: CoreFlavour = 'linux'): Uint8Array {
   if (!Number.isSafeInteger(memSize) || memSize < 0) throw new RangeError(`memory size ${memSize} is not a byte count`);
   const head = new Uint8Array(MEMORY_OFFSET);
   const v = new DataView(head.buffer);
@@ -95,6 +120,13 @@ export function coreHead(memSize: number, regs: PrstatusRegisters): Uint8Array {
   u64(load + 32, memSize);
   u64(load + 40, memSize);
 
+  if (flavour === 'freebsd') {
+    writeFreebsdNote(head, regs);
+    u64(note + 32, NOTE_HEADER_SIZE + NOTE_NAMESZ + FREEBSD_PRSTATUS_SIZE);
+    u64(note + 40, NOTE_HEADER_SIZE + NOTE_NAMESZ + FREEBSD_PRSTATUS_SIZE);
+    return head;
+  }
+
   // The NT_PRSTATUS note: all of elf_prstatus zero but pr_reg.
   u32(NOTE_OFFSET, NOTE_NAMESZ);
   u32(NOTE_OFFSET + 4, PRSTATUS_SIZE);
@@ -102,4 +134,22 @@ export function coreHead(memSize: number, regs: PrstatusRegisters): Uint8Array {
   for (let i = 0; i < NOTE_NAME.length; i++) head[NOTE_OFFSET + NOTE_HEADER_SIZE + i] = NOTE_NAME.charCodeAt(i);
   PRSTATUS_REGISTERS.forEach((name, i) => u64(REGISTERS_OFFSET + 8 * i, regs[name]));
   return head;
+}
+
+/** The FreeBSD NT_PRSTATUS note at NOTE_OFFSET (the bytes after it, up to MEMORY_OFFSET, stay zero). */
+function writeFreebsdNote(head: Uint8Array, regs: PrstatusRegisters): void {
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  v.setUint32(NOTE_OFFSET, NOTE_NAMESZ, true);
+  v.setUint32(NOTE_OFFSET + 4, FREEBSD_PRSTATUS_SIZE, true);
+  v.setUint32(NOTE_OFFSET + 8, NT_PRSTATUS, true);
+  for (let i = 0; i < FREEBSD_NOTE_NAME.length; i++) head[NOTE_OFFSET + NOTE_HEADER_SIZE + i] = FREEBSD_NOTE_NAME.charCodeAt(i);
+  const pr = NOTE_OFFSET + NOTE_HEADER_SIZE + NOTE_NAMESZ;
+  v.setInt32(pr, FREEBSD_PRSTATUS_VERSION, true);
+  v.setBigUint64(pr + 8, BigInt(FREEBSD_PRSTATUS_SIZE), true);
+  v.setBigUint64(pr + 16, BigInt(FREEBSD_GREGSET_SIZE), true);
+  v.setBigUint64(pr + 24, BigInt(FREEBSD_FPREGSET_SIZE), true);
+  // pr_osreldate, pr_cursig and pr_pid (at 32, 36, 40) stay 0: there is no host thread to name.
+  const reg = pr + FREEBSD_PR_REG_OFFSET;
+  for (const [name, off] of FREEBSD_REG64) v.setBigUint64(reg + off, BigInt.asUintN(64, regs[name]), true);
+  for (const [name, off] of FREEBSD_REG16) v.setUint16(reg + off, Number(BigInt.asUintN(16, regs[name])), true);
 }

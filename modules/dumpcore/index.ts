@@ -19,14 +19,7 @@ export const dumpcoreModule: ModuleDescriptor = {
   create: (options) => dumpcore(typeof options['dumpcore'] === 'string' ? options['dumpcore'] : null),
 };
 
-/**
- * A Module that can also answer the sandbox's question (Module.sandbox,
- * monitor/sandbox/): written out here so that this file compiles whether or
- * not the contract already names it.
- */
-type DumpcoreModule = Module & { sandbox?(): 'skip' | undefined };
-
-function dumpcore(given: string | null): DumpcoreModule {
+function dumpcore(given: string | null): Module {
   let dir = given;
   return {
     name: 'dumpcore',

@@ -8,12 +8,11 @@
 // the wait for gdb to attach), session.ts (the vmexit hook: stops, serving,
 // resuming), socket-worker.ts (the thread owning the socket), channel.ts
 // (what those two threads say).
-import { MessageChannel, Worker } from 'node:worker_threads';
-import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { platform } from '../../monitor/backend/index.js';
 import { HostError } from '../../monitor/errors.js';
 import type { Module, ModuleDescriptor, ModuleEnv, SetupContext } from '../../monitor/module.js';
-import { DIST } from '../../monitor/paths.js';
+import { startWorker } from '../../monitor/workers.js';
 import { fdOutput } from '../console/fd-output.js';
 import { BreakpointTable, type GuestRam } from './breakpoints.js';
 import { SLOTS, type SocketWorkerData } from './channel.js';
@@ -22,10 +21,10 @@ import { targetXml } from './registers.js';
 import { awaitDebugger, Link } from './link.js';
 import { Session } from './session.js';
 import { GdbStub } from './stub.js';
-import { checkedRam, debugRam, type DebugMemoryAccess, VcpuRegisters } from './target.js';
+import { debugRam, VcpuRegisters } from './target.js';
 
 export const UNSUPPORTED_MESSAGE = 'GDB support not implemented on this backend/architecture';
-const WORKER = join(DIST, 'modules', 'gdb', 'socket-worker.js');
+const WORKER = 'modules/gdb/socket-worker.js';
 
 export const gdbModule: ModuleDescriptor = {
   name: 'gdb',
@@ -47,17 +46,18 @@ function gdb(options: Readonly<Record<string, unknown>>, env: ModuleEnv): Module
   let session: Session | null = null;
   let link: Link | null = null;
 
-  // (Module & …: the sandbox hook is declared by monitor/sandbox's change to module.ts.)
-  const mod: Module & { sandbox(): 'skip' | undefined } = {
+  const mod: Module = {
     name: 'gdb',
     handleArg: (arg) => handleGdbArg(arg, config),
-    // A debugger needs a socket thread and its system calls: no sandbox (§17).
-    sandbox: () => (config.enabled ? 'skip' : undefined),
+    // The sandbox stays on: the connection is accepted (and the listening
+    // socket closed) during setup, and the filter adds what the stub does
+    // afterwards — register ioctls, the socket thread's reads and writes.
+    sandbox: () => (config.enabled ? 'debugger' : undefined),
 
     setup(ctx) {
       if (!config.enabled) return;
       const debug = ctx.debug;
-      if (!debug) throw new HostError(UNSUPPORTED_MESSAGE);
+      if (!debug || debug.registersOnly) throw new HostError(UNSUPPORTED_MESSAGE);
       const say = (line: string) => output(new TextEncoder().encode(`${line}\n`), ctx.run);
       link = startSocketThread(ctx, config.host, config.port);
       const peer = awaitDebugger(link, ctx.run, config.host, config.port, say, ctx.warn);
@@ -90,19 +90,14 @@ function startSocketThread(ctx: SetupContext, host: string, port: number): Link 
   const { port1, port2 } = new MessageChannel();
   const data: SocketWorkerData = { host, port, shared, vcpu: ctx.vcpu, channel: port2 };
   // execArgv: [] — the thread runs only our code, whatever flags started node.
-  const worker = new Worker(WORKER, { workerData: data, transferList: [port2], execArgv: [] });
+  const worker = startWorker(WORKER, { workerData: data, transferList: [port2], execArgv: [] });
   worker.unref();
   return new Link(worker, port1, shared);
 }
 
-/**
- * Guest memory for the stub: through the monitor's debugger access where it
- * offers one (SetupContext.debugMemory, which reaches host-protected text for
- * int3 breakpoints), else through the checked accessors every module gets.
- */
+/** Guest memory for the stub: the monitor's debugger access (SetupContext.debugMemory), which reaches host-protected text for int3 breakpoints. */
 function guestRam(ctx: SetupContext): GuestRam {
-  const debugMemory = (ctx as SetupContext & { readonly debugMemory?: DebugMemoryAccess }).debugMemory;
-  return debugMemory ? debugRam(debugMemory) : checkedRam(ctx.memory);
+  return debugRam(ctx.debugMemory);
 }
 
 export default gdbModule;

@@ -12,6 +12,10 @@ import { MAX_WAITING_PACKETS, Slot, type SocketWorkerData, type ToSocket, type T
 import { frame, PacketReader } from './packet.js';
 
 const data = workerData as SocketWorkerData;
+// Loaded now, while the monitor is still being set up: loading the addon
+// later (on the first Ctrl-C) would stat, access and open files, which the
+// sandbox forbids once the guest runs (monitor/sandbox/policy.ts).
+const plat = platform();
 const shared = new Int32Array(data.shared);
 const channel = data.channel;
 /** Warnings about bad packets before the rest are counted silently. */
@@ -44,7 +48,7 @@ function warn(line: string): void {
 
 /** Kicks the vCPU out of the guest if it is in it (the vCPU thread checks BREAK itself when it resumes). */
 function interruptIfRunning(): void {
-  if (Atomics.load(shared, Slot.RUNNING) === 1) platform().interrupt(data.vcpu);
+  if (Atomics.load(shared, Slot.RUNNING) === 1) plat.interrupt(data.vcpu);
 }
 
 function connectionEnded(): void {

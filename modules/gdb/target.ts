@@ -6,6 +6,7 @@
 // breakpoint there then fails with E01 instead of faulting the monitor).
 import type { FpuState, GeneralRegisterFile, SpecialRegisterFile } from '../../monitor/arch/x86_64-registers.js';
 import type { DebugVcpu } from '../../monitor/backend/debug.js';
+import type { DebugMemory } from '../../monitor/vm/debug-memory.js';
 import type { CheckedMemory } from '../../monitor/vm/memory.js';
 import type { GuestRam } from './breakpoints.js';
 import { type CpuState, readAllRegisters, readRegister, writeRegister } from './registers.js';
@@ -93,7 +94,7 @@ function longestRead(read: (n: number) => Uint8Array | null, len: number): Uint8
   return part ? part.slice() : null;
 }
 
-/** Guest memory through CheckedMemory (what every module gets). */
+/** Guest memory through CheckedMemory only (host-protected text refused): the stub's unit tests' model of a monitor without debugMemory. */
 export function checkedRam(memory: CheckedMemory): GuestRam {
   const region = (addr: bigint, len: number, access: 'read' | 'write'): Uint8Array | null => {
     const h = halves(addr);
@@ -116,16 +117,11 @@ export function checkedRam(memory: CheckedMemory): GuestRam {
 }
 
 /**
- * Guest RAM for debuggers as the monitor may offer it (SetupContext.debugMemory,
- * proposed, not in the monitor yet): [0, mem_size) without §9.3's strict end,
- * host protections lifted around each access. read: all of the range or null.
+ * Guest RAM through the monitor's debugger access (SetupContext.debugMemory,
+ * monitor/vm/debug-memory.ts): [0, mem_size) without §9.3's strict end, host
+ * protections lifted around each access; a read gets the longest readable start.
  */
-export interface DebugMemoryAccess {
-  read(gpa: number, len: number): Uint8Array | null;
-  write(gpa: number, bytes: Uint8Array): boolean;
-}
-
-export function debugRam(m: DebugMemoryAccess): GuestRam {
+export function debugRam(m: DebugMemory): GuestRam {
   const at = (addr: bigint) => (addr >= 0n && addr <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(addr) : null);
   return {
     read(addr, len) {

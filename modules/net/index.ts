@@ -1,16 +1,18 @@
 // Net module (docs/abi.md §12): attaches tap interfaces (by name or as an
 // inherited @FD) to the manifest's NET_BASIC entries, reserves the 2 MiB ring
 // area the reference reserves (§6.1, §13.2) so guests see the same memory
-// map, adds each tap to POLL's wait set and serves NET_WRITE / NET_READ.
+// map, adds each tap to POLL's wait set, serves NET_WRITE / NET_READ and,
+// unless told --net-ring=off, offers the shared ring (§13, ring.ts).
 import { randomBytes } from 'node:crypto';
 import { GUEST_PAGE, Hypercall } from '../../monitor/abi/constants.js';
 import type { HostIo } from '../../monitor/backend/host.js';
 import { declaredIndex, onlyDevice, perDevice, perDeviceOption, requireDeclared } from '../../monitor/devices.js';
-import { ConfigError, describeSystemError, HostError, invalidOption } from '../../monitor/errors.js';
+import { ConfigError, describeSystemError, HostError, invalidOption, OptionError } from '../../monitor/errors.js';
 import { DeviceType, Entry } from '../../monitor/kernel/manifest.js';
 import type { Module, ModuleDescriptor, ModuleEnv } from '../../monitor/module.js';
 import { type NetDevice, netReadHandler, netWriteHandler } from './io.js';
 import { parseFdRef, parseMac, parseNetOption } from './options.js';
+import { DEFAULT_RING_MODE, type RingHandle, type RingMode, startRing } from './ring.js';
 
 /** The reference's ring (49,280 bytes) rounded up to the 2 MiB guest page. */
 export const RING_RESERVATION = GUEST_PAGE;
@@ -31,6 +33,7 @@ export const netModule: ModuleDescriptor = {
       '[ --net:NAME=IFACE | @NN ] (attach tap at IFACE, or the open tap descriptor NN, as network NAME)',
       '[ --net-mac:NAME=HWADDR ] (set HWADDR for network NAME)',
       '[ --net IFACE | --net=IFACE ] (attach IFACE to the only network device of the manifest)',
+      `[ --net-ring=on|off ] (offer the shared ring for network I/O; default ${DEFAULT_RING_MODE})`,
     ],
     separateValue: ['--net'],
   },
@@ -38,11 +41,17 @@ export const netModule: ModuleDescriptor = {
     // net: { NAME: 'tap0' | { fd } }, netMac: { NAME: '02:00:00:00:00:01' }
     perDeviceOption('net', isTapRef, 'an interface name or { fd }'),
     perDeviceOption('netMac', (v) => typeof v === 'string' && parseMac(v) !== null, 'a MAC address "xx:xx:xx:xx:xx:xx"'),
+    {
+      name: 'netRing',
+      check(value) {
+        if (value !== undefined && value !== 'on' && value !== 'off') throw new OptionError("netRing must be 'on' or 'off'");
+      },
+    },
   ],
   create(options, env) {
     const macs: Record<string, Uint8Array> = {};
     for (const [name, text] of Object.entries(perDevice<string>(options, 'netMac'))) macs[name] = parseMac(text) as Uint8Array;
-    return net(perDevice<TapRef>(options, 'net'), macs, env);
+    return net(perDevice<TapRef>(options, 'net'), macs, (options['netRing'] as RingMode | undefined) ?? DEFAULT_RING_MODE, env);
   },
 };
 
@@ -52,7 +61,7 @@ interface Wanted {
   arg: string | null;
 }
 
-function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>, env: ModuleEnv): Module {
+function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>, ringMode: RingMode, env: ModuleEnv): Module {
   const host = env.host;
   const wanted = new Map<string, Wanted>();
   for (const [name, t] of Object.entries(taps)) {
@@ -66,6 +75,7 @@ function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>
   const devices = new Map<number, NetDevice>();
   /** Descriptors this module opened itself (closed with the VM). */
   const opened = new Set<number>();
+  let ring: RingHandle | null = null;
 
   /** Opens the tap and returns its descriptor and MTU; throws "Could not attach". */
   const open = (host: HostIo, name: string, w: Wanted, warn: (m: string) => void): { fd: number; mtu: number } => {
@@ -127,6 +137,9 @@ function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>
           requireDeclared(mft, opt.name, DeviceType.NET_BASIC, arg);
           macs.set(opt.name, opt.mac);
           return true;
+        case 'ring':
+          ringMode = opt.mode;
+          return true;
         case 'only': {
           const name = onlyDevice(mft, DeviceType.NET_BASIC, '--net', 'network device', '--net:NAME=IFACE');
           wanted.set(name, { iface: opt.iface, arg });
@@ -159,9 +172,18 @@ function net(taps: Record<string, TapRef>, macsGiven: Record<string, Uint8Array>
       ctx.hypercall(Hypercall.NET_WRITE, netWriteHandler(ctx, devices, host));
       ctx.hypercall(Hypercall.NET_READ, netReadHandler(ctx, devices, host));
       for (const [index, d] of devices) ctx.pollFd(d.fd, index);
+      // One ring for every device (§13.1); off: the guest sees host_features 0.
+      if (ringMode === 'on') ring = startRing(ctx, new Map([...devices].map(([i, d]) => [i, d.fd])), host);
+    },
+
+    sandboxed(scope) {
+      ring?.sandboxed(scope);
     },
 
     close() {
+      // The ring's thread first: it may be using the taps.
+      ring?.stop();
+      ring = null;
       // Taps were opened by the host, not Node's fs: closeSync on them in a
       // worker thread makes Node warn of a descriptor it never opened.
       for (const fd of opened) host.close(fd);

@@ -8,7 +8,8 @@ const IFACE_MAX = 19;
 export type NetOption =
   | { kind: 'attach'; name: string; iface: string }
   | { kind: 'mac'; name: string; mac: Uint8Array }
-  | { kind: 'only'; iface: string };
+  | { kind: 'only'; iface: string }
+  | { kind: 'ring'; mode: 'on' | 'off' };
 
 /** Six groups of 1–2 hex digits separated by ':'; null if it does not parse. */
 export function parseMac(text: string): Uint8Array | null {
@@ -19,6 +20,7 @@ export function parseMac(text: string): Uint8Array | null {
 
 /** Returns the option, or null if it is not a (well-formed) net option. */
 export function parseNetOption(arg: string): NetOption | null {
+  if (arg === '--net-ring=on' || arg === '--net-ring=off') return { kind: 'ring', mode: arg === '--net-ring=on' ? 'on' : 'off' };
   if (arg.startsWith('--net=')) {
     const iface = arg.slice('--net='.length).slice(0, IFACE_MAX);
     return iface ? { kind: 'only', iface } : null;

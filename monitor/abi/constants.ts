@@ -33,6 +33,21 @@ export const Hypercall = {
 export type HypercallNr = (typeof Hypercall)[keyof typeof Hypercall];
 export const HYPERCALL_MAX = 8;
 
+/** The net ring (§13.3): slots, where the arrays start, its size, its operations, boot info's feature bit. */
+export const Ring = {
+  SLOTS: 1024,
+  MASK: 1023,
+  ENTRIES_OFFSET: 128,
+  COMMITS_OFFSET: 128 + 1024 * 32,
+  SIZE: 128 + 1024 * 32 + 1024 * 16, // 49,280 bytes
+  /** The Solo5 guest's per-slot copy buffer: larger frames go by NET_WRITE hypercall. */
+  GUEST_BUF_SIZE: 2048,
+  OP_NET_WRITE: 1,
+  OP_NET_READ: 2,
+  /** host_features bit 0 (§8.2). */
+  FEATURE_RING_IO: 1,
+} as const;
+
 /** Result codes written back into argument structures. */
 export const Result = { OK: 0, AGAIN: 1, EINVAL: 2, EUNSPEC: 3 } as const;
 

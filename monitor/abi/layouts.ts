@@ -83,5 +83,33 @@ export const MFT_ENTRY = layout('mft_entry', 104, {
 /** Bytes of an entry's name field, NUL included. */
 export const MFT_NAME_SIZE = 68;
 
+/**
+ * §13.3 the net ring's header (two cache lines: the first written by the
+ * guest only, the second by the host only); the entries and commits follow.
+ */
+export const RING_HEADER = layout('hvt_ring', 128, {
+  entTail: [0, 'u32'],
+  comHead: [4, 'u32'],
+  entHead: [64, 'u32'],
+  comTail: [68, 'u32'],
+  needsKick: [72, 'u32'],
+});
+
+/** §13.3 a submission entry (guest → host), at 128 + 32 × slot. */
+export const RING_ENTRY = layout('hvt_ring_entry', 32, {
+  operation: [0, 'u32'],
+  handle: [4, 'u32'],
+  data: [8, 'u64'],
+  len: [16, 'u32'],
+  id: [20, 'u32'],
+});
+
+/** §13.3 a commit (host → guest), at 32896 + 16 × slot; one per NET_READ entry. */
+export const RING_COMMIT = layout('hvt_ring_commit', 16, {
+  id: [0, 'u32'],
+  ret: [4, 'i32'],
+  len: [8, 'u32'],
+});
+
 /** Every layout, for the docs and the table test. */
-export const LAYOUTS = [WALLTIME_ARGS, PUTS_ARGS, POLL_ARGS, BLOCK_ARGS, NET_ARGS, HALT_ARGS, BOOT_INFO, MFT_HEADER, MFT_ENTRY] as const;
+export const LAYOUTS = [WALLTIME_ARGS, PUTS_ARGS, POLL_ARGS, BLOCK_ARGS, NET_ARGS, HALT_ARGS, BOOT_INFO, MFT_HEADER, MFT_ENTRY, RING_HEADER, RING_ENTRY, RING_COMMIT] as const;

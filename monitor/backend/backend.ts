@@ -88,9 +88,25 @@ export interface Vcpu {
   close(): void;
 }
 
+/**
+ * Guest port writes that signal a host eventfd inside the hypervisor, with
+ * no exit to the monitor (Linux: KVM_IOEVENTFD). The net ring's kick.
+ */
+export interface PortEvents {
+  /** Whether the hypervisor offers it at all (KVM_CAP_IOEVENTFD). */
+  readonly available: boolean;
+  /** From now on every 32-bit OUT to `port` signals eventfd `fd`; throws the host's error. */
+  attach(port: number, fd: number): void;
+  /** Undoes attach() (best effort). */
+  detach(port: number, fd: number): void;
+}
+
 export interface Machine {
   /** Guest RAM as registered with the hypervisor. */
   readonly memory: ArrayBuffer;
+  /** The same RAM as a SharedArrayBuffer for another thread (no copy); it stays mapped while any holder lives. */
+  share(): SharedArrayBuffer;
+  readonly portEvents: PortEvents;
   /** Host protection of [start, end) (page aligned), bits 1 read, 2 write, 4 exec. */
   protect(start: number, end: number, prot: number): void;
   createVcpu(): Vcpu;
@@ -126,8 +142,10 @@ export interface Sandbox {
    * Refuses a READ_IMPLIES_EXEC personality, sets no-new-privileges and
    * installs the filter of the scope; throws HostError if any of that fails.
    * Once confined, a later call with the same scope does nothing.
+   * `debugger`: a debugger is attached, whose stub needs a few more calls
+   * (monitor/sandbox/policy.ts marks them).
    */
-  enter(scope: SandboxScope): void;
+  enter(scope: SandboxScope, needs?: { readonly debugger?: boolean }): void;
 }
 
 /** Everything of one platform: the hypervisor, the host, and what works from any thread. */

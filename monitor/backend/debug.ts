@@ -26,6 +26,11 @@ export interface DebugConfig {
 }
 
 export interface DebugVcpu {
+  /**
+   * Set when only getRegisters/getSpecialRegisters work (FreeBSD vmm: what
+   * dumpcore needs); a debugger (gdb) then reports itself unsupported.
+   */
+  readonly registersOnly?: boolean;
   getRegisters(): GeneralRegisterFile;
   setRegisters(regs: GeneralRegisterFile): void;
   getSpecialRegisters(): SpecialRegisterFile;

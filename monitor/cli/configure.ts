@@ -11,7 +11,7 @@ import { ExitCode, UsageError } from '../errors.js';
 import { openKernel } from '../kernel/kernel.js';
 import { DeviceType, type Manifest } from '../kernel/manifest.js';
 import type { ModuleDescriptor } from '../module.js';
-import { PACKAGE_ROOT } from '../paths.js';
+import { EMBEDDED_VERSION, PACKAGE_ROOT } from '../paths.js';
 import { REGISTRY } from '../registry.js';
 import { printable } from '../text.js';
 import { printer } from './printer.js';
@@ -120,6 +120,8 @@ export function configure(argv: readonly string[]): string {
     else throw new UsageError(`configure: unexpected argument: ${a}`);
   }
   if (!kernel || !out) throw new UsageError('usage: ukvm-ts configure KERNEL -o MONITOR.mjs');
+  // A generated monitor loads ukvm-ts's bundles from a package on disk, which the executable does not have.
+  if (EMBEDDED_VERSION !== undefined) throw new UsageError('configure: the self-contained executable cannot generate monitors; use the npm package');
   const { source, modules } = monitorSource(kernel);
   writeFileSync(out, source, { mode: 0o755 });
   return `wrote ${out}: modules ${modules.join(', ')}`;

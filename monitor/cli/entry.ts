@@ -11,7 +11,8 @@ import { basename } from 'node:path';
 import { ELFTOOL_PROGRAM, runElftool } from '../elftool/main.js';
 import { REGISTRY } from '../registry.js';
 import { runConfigure } from './configure.js';
-import { main, packageVersion } from './main.js';
+import { packageVersion } from '../paths.js';
+import { main } from './main.js';
 
 const prog = basename(process.argv[1] ?? 'ukvm-ts');
 const argv = process.argv.slice(2);

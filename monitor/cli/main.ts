@@ -1,23 +1,16 @@
 // The CLI: parse, validate, compose, run. The only place that decides the
 // process exit status; bin/ukvm-ts and generated monitors call process.exit
 // with what main returns.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { platform } from '../backend/index.js';
 import { ExitCode, KernelError, TenderError, UsageError } from '../errors.js';
 import { openKernel } from '../kernel/kernel.js';
 import type { ModuleDescriptor } from '../module.js';
-import { PACKAGE_ROOT } from '../paths.js';
+import { packageVersion } from '../paths.js';
 import { DEBUG_PROGRAM, sandboxStep } from '../sandbox/step.js';
 import { createVm } from '../vm/compose.js';
 import { firstPass, secondPass, usageText, versionText } from './parse.js';
 import { printer } from './printer.js';
 import { refuseInspector } from './process-guard.js';
-
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export interface CliOptions {
   /** Only a kernel whose manifest has exactly these bytes is run (generated monitors). */

@@ -41,6 +41,14 @@ export function postingSink(counter: SharedArrayBuffer, post: (bytes: Uint8Array
   };
 }
 
+/** Gives n bytes of room back (the caller's console took them) and wakes a worker waiting for it. */
+export function releaseRoom(counter: SharedArrayBuffer, n: number): void {
+  if (n === 0) return;
+  const inFlight = new Int32Array(counter);
+  Atomics.sub(inFlight, IN_FLIGHT, n);
+  Atomics.notify(inFlight, IN_FLIGHT);
+}
+
 /** Wakes a worker waiting for room (used by stop()). */
 export function wakeSink(counter: SharedArrayBuffer): void {
   Atomics.notify(new Int32Array(counter), IN_FLIGHT);
@@ -112,12 +120,7 @@ export interface ConsoleTaker {
  * console throws or errors; later output is dropped (and its room returned).
  */
 export function consoleTaker(target: ConsoleTarget | undefined, counter: SharedArrayBuffer, fail: (message: string) => void): ConsoleTaker {
-  const inFlight = new Int32Array(counter);
-  const release = (n: number) => {
-    if (n === 0) return;
-    Atomics.sub(inFlight, IN_FLIGHT, n);
-    Atomics.notify(inFlight, IN_FLIGHT);
-  };
+  const release = (n: number) => releaseRoom(counter, n);
   let failed = false;
   const failWith = (what: string, e: unknown) => {
     if (failed) return;

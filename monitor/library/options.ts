@@ -25,6 +25,8 @@ export interface UnikernelOptions {
   net?: Readonly<Record<string, string | { fd: number }>>;
   /** MAC addresses by manifest name, "xx:xx:xx:xx:xx:xx". */
   netMac?: Readonly<Record<string, string>>;
+  /** Offer the shared net ring (docs/abi.md §13), as --net-ring=; default 'off' (README: Numbers). */
+  netRing?: 'on' | 'off';
   /** Directory for a core file when the guest aborts (as --dumpcore=DIR). */
   dumpcore?: string;
   /**
@@ -32,12 +34,22 @@ export interface UnikernelOptions {
    * 0: any free one) and address (default 127.0.0.1) before the guest runs.
    */
   gdb?: Readonly<{ port?: number; host?: string }>;
-  /** Where guest console output goes (default: this process's stdout). */
-  console?: ConsoleTarget;
+  /** Where guest console output goes (default: this process's stdout); 'iterable': read it from vm.console. */
+  console?: ConsoleTarget | 'iterable';
   /** Receives warning lines, e.g. memory adjustments (default: stderr). */
   warn?: (line: string) => void;
   /** See VmConfig.pollSpinNs. */
   pollSpinNs?: number;
+  /** Aborting it stops the VM (as stop()); already aborted: the VM is never built and exited says 'stopped'. */
+  signal?: AbortSignal;
+  /** Stops the VM this many ms after it started running; exited then says 'timeout'. */
+  timeout?: number;
+  /**
+   * Confine the VM's worker thread before the guest runs (default true). A
+   * confined worker cannot build another VM and is replaced; with false it
+   * goes back to its pool (see README, Library at scale).
+   */
+  sandbox?: boolean;
 }
 
 /** Checks the options; returns each module's options by module name (structured-clonable). */
@@ -57,13 +69,19 @@ export function checkOptions(o: UnikernelOptions, registry: readonly ModuleDescr
   if (o.args !== undefined && (!Array.isArray(o.args) || !Array.from(o.args).every((a) => typeof a === 'string'))) {
     throw new OptionError('args must be an array of strings');
   }
-  if (o.console !== undefined && typeof o.console !== 'function' && typeof (o.console as { write?: unknown }).write !== 'function') {
-    throw new OptionError('console must be a writable stream or a function');
+  if (o.console !== undefined && o.console !== 'iterable' && typeof o.console !== 'function' && typeof (o.console as { write?: unknown } | null)?.write !== 'function') {
+    throw new OptionError("console must be a writable stream, a function or 'iterable'");
   }
   if (o.warn !== undefined && typeof o.warn !== 'function') throw new OptionError('warn must be a function');
   if (o.pollSpinNs !== undefined && !(Number.isFinite(o.pollSpinNs) && o.pollSpinNs >= 0)) {
     throw new OptionError('pollSpinNs must be a non-negative number');
   }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionError('signal must be an AbortSignal');
+  // setTimeout's own limit (2^31 − 1 ms): beyond it Node fires at once.
+  if (o.timeout !== undefined && !(Number.isFinite(o.timeout) && o.timeout > 0 && o.timeout <= 0x7fffffff)) {
+    throw new OptionError('timeout must be a number of milliseconds, more than 0 and at most 2147483647');
+  }
+  if (o.sandbox !== undefined && typeof o.sandbox !== 'boolean') throw new OptionError('sandbox must be a boolean');
   const given = o as unknown as Record<string, unknown>;
   const byModule: Record<string, Record<string, unknown>> = {};
   for (const d of registry) {

@@ -1,9 +1,10 @@
 // What the caller's thread and a VM's worker thread exchange: the worker's
-// input, its messages, and the layout of the shared statistics buffer.
+// boot data, each job (one VM), the worker's messages, and the layout of the
+// shared statistics buffer.
 import type { VcpuHandle } from '../backend/backend.js';
 import type { ErrorRecord } from '../errors.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
-import { DEVICE_BYTES_LENGTH } from '../vm/compose.js';
+import { DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH } from '../vm/compose.js';
 
 /** Layout of the SharedArrayBuffer of one VM's stats, in Float64 slots. */
 export const STATS = {
@@ -13,28 +14,59 @@ export const STATS = {
   cpuStart: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH,
   /** ... and when it ended (0 while running). */
   cpuEnd: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 1,
-  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
+  /** The net ring's counters (vm/compose.ts RING_COUNTERS_LENGTH), written by its I/O thread. */
+  ring: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
+  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2 + RING_COUNTERS_LENGTH,
 } as const;
 
-/** Options as they cross to the worker (no functions or streams). */
+/**
+ * What a worker knows of the registry before it loads any module's code:
+ * enough to decide, from a kernel's manifest and the options given, which
+ * module bundles a VM needs (registry order is setup order).
+ */
+export interface ModuleOutline {
+  name: string;
+  serves: number[];
+  always: boolean;
+}
+
+/** A worker's workerData: the same for every VM it runs. */
+export interface WorkerBoot {
+  modules: ModuleOutline[];
+}
+
+/** One VM, as it crosses to the worker (no functions or streams). */
 export interface WorkerInput {
   kernel: string | Uint8Array;
   memoryMiB: number;
   args: string[];
-  /** Each module's startUnikernel options, by module name (checked). */
+  /** Each module's startUnikernel options, by module name (checked; only modules given options appear). */
   modules: Record<string, Record<string, unknown>>;
   pollSpinNs?: number;
+  /** Confine the worker thread before the guest runs (default of startUnikernel: true). */
+  sandbox: boolean;
   stats: SharedArrayBuffer;
   /** Console bytes in flight to the caller (see console-flow.ts). */
   console: SharedArrayBuffer;
 }
 
+/** The caller's thread to a worker. */
+export type WorkerJob = { type: 'job'; input: WorkerInput };
+
 export type WorkerMessage =
+  /** The worker has loaded its code and waits for a job (sent once, at boot). */
+  | { type: 'idle' }
   | { type: 'ready'; handle: VcpuHandle; manifest: { name: string; type: number }[] }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'warn'; line: string }
   | { type: 'failed'; error: ErrorRecord }
-  | { type: 'exit'; status: number; reason: ExitReason; message?: string };
+  | { type: 'exit'; status: number; reason: ExitReason; message?: string }
+  /**
+   * The job is over (after 'failed' or 'exit'). reusable: the worker has
+   * closed everything of that VM and waits for the next job; false when its
+   * thread entered the sandbox, which cannot be undone: it then ends itself.
+   */
+  | { type: 'free'; reusable: boolean };
 
-/** Why a VM stopped: it halted, faulted, failed on the host side, or was stopped. */
-export type ExitReason = 'halt' | 'fault' | 'error' | 'stopped';
+/** Why a VM stopped: it halted, faulted, failed on the host side, was stopped (stop(), an AbortSignal) or ran out of its timeout. */
+export type ExitReason = 'halt' | 'fault' | 'error' | 'stopped' | 'timeout';

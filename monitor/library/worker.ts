@@ -1,32 +1,77 @@
-// The worker thread of one VM: builds it with the same composition code as
-// the CLI and the modules of the registry, tells the caller's thread how to
-// reach its vCPU, runs it to the end and reports how it ended. Nothing here
-// ever exits the process.
+// A library worker thread: it loads the core once, then runs VMs one after
+// another, each built with the same composition code as the CLI. Per VM it
+// loads only the module code that VM needs (the manifest's device types, the
+// options given; bundles of dist/bundles/, once per worker), tells the
+// caller's thread how to reach its vCPU, runs it to the end, closes all of
+// it and reports how it ended. A worker whose thread entered the sandbox
+// cannot build another VM (no open(), no new KVM VM): it says so and ends.
+// Nothing here ever exits the process.
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Sandbox } from '../backend/backend.js';
 import { platform } from '../backend/index.js';
 import { errorRecord, GuestError } from '../errors.js';
-import { kernelFromBytes, openKernel } from '../kernel/kernel.js';
-import { REGISTRY } from '../registry.js';
+import { kernelFromBytes, openKernel, type Kernel } from '../kernel/kernel.js';
+import type { ModuleDescriptor } from '../module.js';
+import { DIST } from '../paths.js';
+import { buildFilter } from '../sandbox/filter.js';
 import { sandboxStep } from '../sandbox/step.js';
 import { printable } from '../text.js';
-import { createVm, DEVICE_BYTES_LENGTH, type Vm } from '../vm/compose.js';
+import { createVm, DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH, type Vm } from '../vm/compose.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
 import { postingSink } from './console-flow.js';
-import { STATS, type WorkerInput, type WorkerMessage } from './shared.js';
+import { warmupKernel } from './warmup-kernel.js';
+import { STATS, type WorkerBoot, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
 
-const input = workerData as WorkerInput;
-const port = parentPort;
-if (!port) throw new Error('library/worker.js must run in a worker thread');
-const post = (m: WorkerMessage) => port.postMessage(m);
+const boot = workerData as WorkerBoot;
+const maybePort = parentPort;
+if (!maybePort) throw new Error('library/worker.js must run in a worker thread');
+const port = maybePort;
+const toCaller = (m: WorkerMessage) => port.postMessage(m);
+// The addon and the platform's host services, loaded before the first job.
+const host = platform();
 
-function run(): void {
+/** Module descriptors this worker has loaded, by name. */
+const loaded = new Map<string, Promise<ModuleDescriptor>>();
+function descriptor(name: string): Promise<ModuleDescriptor> {
+  let d = loaded.get(name);
+  if (!d) {
+    // The build makes one bundle per module, default-exporting its descriptor.
+    d = import(pathToFileURL(join(DIST, 'bundles', `${name}.mjs`)).href).then((m: { default: ModuleDescriptor }) => m.default);
+    loaded.set(name, d);
+  }
+  return d;
+}
+
+/** The registry's modules this VM needs, in setup order. */
+function needed(kernel: Kernel, input: WorkerInput): Promise<ModuleDescriptor[]> {
+  const mft = kernel.manifest;
+  const types = new Set(Array.from({ length: mft.entries }, (_, i) => mft.type(i)));
+  const given = (name: string) => Object.keys(input.modules[name] ?? {}).length > 0;
+  const names = boot.modules.filter((o) => o.always || o.serves.some((t) => types.has(t)) || given(o.name)).map((o) => o.name);
+  return Promise.all(names.map(descriptor));
+}
+
+/** Runs one VM, telling `post` about it; true if this worker can run another. */
+async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Promise<boolean> {
   const stats = new Float64Array(input.stats);
+  let confined = false;
+  // Counted before the filter goes in: a filter half-installed is still a filter.
+  // Every argument is passed on (the scope, and what the VM's modules need of the filter).
+  const sandbox: Sandbox = {
+    enter(...args: Parameters<Sandbox['enter']>) {
+      confined = true;
+      host.sandbox.enter(...args);
+    },
+  };
   let vm: Vm | undefined;
+  let kernel: Kernel | undefined;
   try {
-    const host = platform();
-    const kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
+    kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
+    const descriptors = await needed(kernel, input);
     const env = { host: host.host, output: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) };
-    const modules = REGISTRY.map((d) => d.create(input.modules[d.name] ?? {}, env));
+    const modules = descriptors.map((d) => d.create(input.modules[d.name] ?? {}, env));
     const warn = (line: string) => post({ type: 'warn', line: printable(line) });
     vm = createVm({
       kernel,
@@ -38,21 +83,24 @@ function run(): void {
       warn,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
       deviceBytes: new Float64Array(input.stats, STATS.deviceBytes * 8, DEVICE_BYTES_LENGTH),
+      ringCounters: new Float64Array(input.stats, STATS.ring * 8, RING_COUNTERS_LENGTH),
       ...(input.pollSpinNs !== undefined ? { pollSpinNs: input.pollSpinNs } : {}),
       // This worker thread alone is confined before the guest first runs; the
       // embedding program's threads are left alone (monitor/sandbox/).
-      sandbox: sandboxStep({ sandbox: host.sandbox, scope: 'thread', modules, warn }),
+      ...(input.sandbox ? { sandbox: sandboxStep({ sandbox, scope: 'thread', modules, warn }) } : {}),
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));
     stats[STATS.cpuStart] = Math.max(host.cpuTimeNs(vm.handle), 0);
     post({ type: 'ready', handle: vm.handle, manifest });
   } catch (e) {
+    // createVm closes what it took; a kernel that never reached it is closed here (closing twice is harmless).
+    kernel?.close();
     vm?.close();
     // Messages reach the caller as the CLI would print them: one line, visible (text.ts).
     const r = errorRecord(e);
     post({ type: 'failed', error: { ...r, message: printable(r.message), warnings: r.warnings.map(printable) } });
-    return;
+    return !confined;
   }
   let message: WorkerMessage;
   try {
@@ -65,9 +113,35 @@ function run(): void {
     message = { type: 'exit', status: 1, reason, message: printable(e instanceof Error ? e.message : String(e)) };
   }
   // Final figures first: the caller may read stats as soon as it hears of the exit.
-  stats[STATS.cpuEnd] = Math.max(platform().cpuTimeNs(vm.handle), 0);
+  stats[STATS.cpuEnd] = Math.max(host.cpuTimeNs(vm.handle), 0);
   vm.close();
   post(message);
+  return !confined;
 }
 
-run();
+// Before the worker says it is idle: the modules every VM needs (the console)
+// are loaded, so a VM's start loads only device code it needs; and one VM of
+// warmupKernel() is built, run and closed, unconfined, so V8 has compiled
+// that whole path (warmup-kernel.ts). Its messages go nowhere. A failure
+// here (no KVM) is left for the first real VM to report.
+await Promise.all(boot.modules.filter((o) => o.always).map((o) => descriptor(o.name)));
+await runJob({
+  kernel: warmupKernel(),
+  memoryMiB: 2,
+  args: [],
+  modules: {},
+  sandbox: false,
+  stats: new SharedArrayBuffer(STATS.length * 8),
+  console: new SharedArrayBuffer(4),
+}, () => {});
+// The filter's compiler too (a pure function; the filter itself is built again when entered).
+buildFilter('thread', { pid: process.pid });
+
+port.on('message', (m: WorkerJob) => {
+  void runJob(m.input, toCaller).then((reusable) => {
+    toCaller({ type: 'free', reusable });
+    // Nothing else holds the event loop: the thread ends as it did before pools.
+    if (!reusable) port.close();
+  });
+});
+toCaller({ type: 'idle' });

@@ -2,7 +2,7 @@
 //
 //   arch != x86_64                → kill      (another ABI's numbers mean other calls)
 //   nr >= 0x40000000 (x32 ABI)    → kill
-//   for each rule of the scope, most frequent first:
+//   for each rule of the scope (and of a debugger, if one is attached), most frequent first:
 //     nr == rule.nr, no argument rule → allow
 //     nr == rule.nr, argument rule    → allow if it holds, else kill
 //   nr in FAIL (open*, clone3)    → its errno (see policy.ts)
@@ -19,6 +19,8 @@ import { type ArgRule, AUDIT_ARCH_X86_64, DEFAULT_ACTION, FAIL, POLICY, type Rul
 export interface FilterContext {
   /** This process's id (the thread-group id every thread shares). */
   pid: number;
+  /** A debugger is attached: the rules and values marked `debugger` apply too (policy.ts). */
+  debugger?: boolean;
 }
 
 export function buildProgram(scope: Scope, ctx: FilterContext): Insn[] {
@@ -26,7 +28,7 @@ export function buildProgram(scope: Scope, ctx: FilterContext): Insn[] {
   a.ld(SECCOMP_DATA.arch).jump('jeq', AUDIT_ARCH_X86_64, 1, 0).ret(DEFAULT_ACTION);
   a.ld(SECCOMP_DATA.nr).jump('jge', X32_SYSCALL_BIT, 0, 1).ret(DEFAULT_ACTION);
   const rules = (Object.entries(POLICY) as [string, Rule][])
-    .filter(([, r]) => r.scopes.includes(scope))
+    .filter(([, r]) => r.scopes.includes(scope) && (r.debugger !== true || ctx.debugger === true))
     .sort(([, x], [, y]) => (y.hot ? 1 : 0) - (x.hot ? 1 : 0));
   for (const [name, rule] of rules) {
     if (rule.args === undefined) {
@@ -59,7 +61,7 @@ function argBlock(name: string, rule: ArgRule, scope: Scope, ctx: FilterContext)
   b.ld(argLow(rule.arg));
   switch (rule.kind) {
     case 'oneOf': {
-      const values = rule.values.filter((v) => v.scopes === undefined || v.scopes.includes(scope));
+      const values = rule.values.filter((v) => (v.scopes === undefined || v.scopes.includes(scope)) && (v.debugger !== true || ctx.debugger === true));
       if (values.length === 0) throw new Error(`${name}: no allowed values in scope ${scope}`);
       for (const v of values) b.jump('jeq', v.value, 'allow', 0);
       break;

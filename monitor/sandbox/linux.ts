@@ -24,16 +24,18 @@ export const READ_IMPLIES_EXEC_MESSAGE =
  * One per thread's platform (backend/index.ts makes it once per thread), so
  * "already confined" is this thread's own state: each library worker enters
  * its own thread sandbox; the CLI's main thread enters the process one once.
+ * (A second enter() with the same scope does nothing, whatever its needs:
+ * the first filter stays, and one VM's thread enters once.)
  */
 export function seccompSandbox(calls: SeccompCalls): Sandbox {
   let entered: SandboxScope | null = null;
   return {
-    enter(scope) {
+    enter(scope, needs = {}) {
       if (entered === scope || entered === 'process') return;
       if (entered !== null) throw new HostError(`sandbox: this thread is already confined to scope '${entered}', cannot widen it to '${scope}'`);
       if ((calls.personality() & READ_IMPLIES_EXEC) !== 0) throw new HostError(READ_IMPLIES_EXEC_MESSAGE);
       // Built before anything is restricted; the program is the table of policy.ts.
-      const program = buildFilter(scope, { pid: process.pid });
+      const program = buildFilter(scope, { pid: process.pid, debugger: needs.debugger === true });
       try {
         calls.setNoNewPrivs();
         calls.seccompFilter(program, scope === 'process');

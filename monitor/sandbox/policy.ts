@@ -57,7 +57,7 @@
 export type Scope = 'process' | 'thread';
 
 /** Where scripts/syscalls.mjs saw a call after set-up. */
-export type Workload = 'kvm' | 'library' | 'tty' | 'probe' | 'soak';
+export type Workload = 'kvm' | 'library' | 'tty' | 'probe' | 'soak' | 'gdb';
 
 export const AUDIT_ARCH_X86_64 = 0xc000003e;
 /** x32 system calls are x86_64 ones with this bit: refused outright. */
@@ -68,7 +68,7 @@ export const DEFAULT_ACTION = 0x80000000;
 /** A condition on one argument (its low 32 bits, see above); the call is killed when it fails. */
 export type ArgRule =
   /** The argument is one of these values (a value may be limited to some scopes). */
-  | { kind: 'oneOf'; arg: number; values: readonly { value: number; name: string; scopes?: readonly Scope[] }[] }
+  | { kind: 'oneOf'; arg: number; values: readonly { value: number; name: string; scopes?: readonly Scope[]; debugger?: true }[] }
   /** Every bit of `set` is set and every bit of `clear` is clear. */
   | { kind: 'flags'; arg: number; set: number; clear?: number }
   /** The argument is this process's id. */
@@ -82,6 +82,8 @@ export interface Rule {
   readonly args?: ArgRule;
   /** Compared first: made on every VM exit. */
   readonly hot?: boolean;
+  /** Only while a debugger is attached (Module.sandbox() === 'debugger', modules/gdb). */
+  readonly debugger?: true;
   /** The paths that make it after set-up. */
   readonly why: string;
   /** Workloads that made it after set-up (in either scope); [] = a path of `why` no workload took. */
@@ -91,12 +93,18 @@ export interface Rule {
 const BOTH: readonly Scope[] = ['process', 'thread'];
 const CLI: readonly Scope[] = ['process'];
 
-/** _IOR(type, nr, size) of linux/ioctl.h. */
+/** _IOR / _IOW(type, nr, size) of linux/ioctl.h (direction 2 = read, 1 = write). */
 const ior = (type: number, nr: number, size: number) => ((2 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
+const iow = (type: number, nr: number, size: number) => ((1 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
 
 export const IOCTL = {
   KVM_RUN: 0xae80,
   KVM_GET_REGS: ior(0xae, 0x81, 144),
+  KVM_SET_REGS: iow(0xae, 0x82, 144),
+  KVM_GET_SREGS: ior(0xae, 0x83, 312),
+  KVM_SET_SREGS: iow(0xae, 0x84, 312),
+  KVM_GET_FPU: ior(0xae, 0x8c, 416),
+  KVM_SET_GUEST_DEBUG: iow(0xae, 0x9b, 72),
   TCGETS: 0x5401,
   TCSETS: 0x5402,
 } as const;
@@ -116,12 +124,19 @@ export const POLICY = {
       kind: 'oneOf', arg: 1, values: [
         { value: IOCTL.KVM_RUN, name: 'KVM_RUN' },
         { value: IOCTL.KVM_GET_REGS, name: 'KVM_GET_REGS' },
+        { value: IOCTL.KVM_SET_REGS, name: 'KVM_SET_REGS', debugger: true },
+        { value: IOCTL.KVM_GET_SREGS, name: 'KVM_GET_SREGS', debugger: true },
+        { value: IOCTL.KVM_SET_SREGS, name: 'KVM_SET_SREGS', debugger: true },
+        { value: IOCTL.KVM_GET_FPU, name: 'KVM_GET_FPU', debugger: true },
+        { value: IOCTL.KVM_SET_GUEST_DEBUG, name: 'KVM_SET_GUEST_DEBUG', debugger: true },
         { value: IOCTL.TCGETS, name: 'TCGETS', scopes: CLI },
         { value: IOCTL.TCSETS, name: 'TCSETS', scopes: CLI },
       ],
     },
     why: 'KVM_RUN: every entry into the guest. KVM_GET_REGS: the rip in the message of a fatal exit. TCGETS/TCSETS (CLI): ' +
-      "Node's exit puts back the modes of a terminal on stdin/stdout/stderr. Nothing else: no TIOCSTI into a terminal, no new VM.",
+      "Node's exit puts back the modes of a terminal on stdin/stdout/stderr. With a debugger attached (gdb): the vCPU's registers, " +
+      'special registers and x87/SSE state read and written, and KVM_SET_GUEST_DEBUG (single-step, breakpoints). ' +
+      'Nothing else: no TIOCSTI into a terminal, no new VM, no new vCPU, no memory slot.',
   },
   read: {
     nr: 0, scopes: BOTH, seen: ['kvm', 'library', 'tty', 'probe', 'soak'],
@@ -196,6 +211,10 @@ export const POLICY = {
     why: "A thread (CLONE_THREAD, no namespace flags) started after set-up. None was: V8's threads and libuv's pool (Node's module loader starts it) " +
       'exist before; allowed so that a later one (a Node whose pool starts on its first job) does not kill the monitor. Never a process.',
   },
+  shutdown: {
+    nr: 48, scopes: CLI, debugger: true, seen: ['gdb'],
+    why: "The gdb stub's socket thread ending its one connection (detach, kill: socket.end()). The listening socket is closed before set-up ends.",
+  },
   set_robust_list: { nr: 273, scopes: CLI, seen: [], why: 'glibc starting a thread (after clone).' },
   rseq: { nr: 334, scopes: CLI, seen: [], why: 'glibc registering a new thread for restartable sequences.' },
 } as const satisfies Record<string, Rule>;
@@ -224,7 +243,7 @@ export const FORBIDDEN = {
   init_module: 175, finit_module: 313, kexec_load: 246, kexec_file_load: 320,
 } as const;
 
-/** The number of calls a scope allows (the list's size), arguments aside. */
-export function allowedCount(scope: Scope): number {
-  return Object.values(POLICY).filter((r: Rule) => r.scopes.includes(scope)).length;
+/** The number of calls a scope allows (the list's size), arguments aside; `withDebugger`: with gdb attached. */
+export function allowedCount(scope: Scope, withDebugger = false): number {
+  return Object.values(POLICY).filter((r: Rule) => r.scopes.includes(scope) && (withDebugger || r.debugger !== true)).length;
 }

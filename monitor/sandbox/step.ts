@@ -5,9 +5,13 @@
 //
 //   - the program was invoked as solo5-hvt-debug (the reference's debug
 //     tender, which never drops privileges): its two WARNING lines;
-//   - a module asked for it (Module.sandbox() === 'skip': a debugger serving
-//     a socket, a core file created at HALT): the same two lines;
+//   - a module asked for it (Module.sandbox() === 'skip': a core file
+//     created at HALT needs open(2)): the same two lines;
 //   - --no-sandbox on the command line: one WARNING line.
+//
+// A debugger (Module.sandbox() === 'debugger', modules/gdb) does not skip
+// it: its socket is accepted during set-up, and the filter then also allows
+// what the stub does afterwards (policy.ts, `debugger: true`).
 import type { Sandbox, SandboxScope } from '../backend/backend.js';
 import type { Module } from '../module.js';
 
@@ -40,15 +44,16 @@ export interface SandboxStepOptions {
 /** The function for VmConfig.sandbox. */
 export function sandboxStep(o: SandboxStepOptions): () => void {
   return () => {
-    const skip = o.skip ?? (o.modules.some((m) => m.sandbox?.() === 'skip') ? 'module' : undefined);
+    const needs = o.modules.map((m) => m.sandbox?.());
+    const skip = o.skip ?? (needs.includes('skip') ? 'module' : undefined);
     if (skip === 'no-sandbox') {
       o.warn(NO_SANDBOX_WARNING);
-      return;
-    }
-    if (skip !== undefined) {
+    } else if (skip !== undefined) {
       for (const w of UNCONFINED_WARNINGS) o.warn(w);
-      return;
+    } else {
+      o.sandbox.enter(o.scope, { debugger: needs.includes('debugger') });
     }
-    o.sandbox.enter(o.scope);
+    // Threads of modules (the net ring's consumer) follow the VM's thread.
+    for (const m of o.modules) m.sandboxed?.(skip === undefined ? o.scope : null);
   };
 }

@@ -13,6 +13,7 @@ import { typeName } from '../kernel/manifest.js';
 import type { Module, SetupContext } from '../module.js';
 import { buildCmdline, writeBootInfo } from './bootinfo.js';
 import { Core, type RunOutcome } from './core.js';
+import { debugMemory } from './debug-memory.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
 
@@ -45,6 +46,11 @@ export interface VmConfig {
   /** Per-device byte counters, DEVICE_BYTES_LENGTH entries (see SetupContext.countBytes). */
   deviceBytes?: Float64Array;
   /**
+   * The net ring's counters, RING_COUNTERS_LENGTH entries, over a
+   * SharedArrayBuffer (its I/O thread writes them); made here if not given.
+   */
+  ringCounters?: Float64Array;
+  /**
    * The last step of set-up (§1 step 14, §17): called once, on the thread
    * that runs the VM, after everything is open and boot info is written,
    * right before the first KVM_RUN. The CLI and the library worker pass
@@ -56,6 +62,13 @@ export interface VmConfig {
 
 /** Two counters for each of the 64 possible manifest entries: [2h] into the guest, [2h + 1] out. */
 export const DEVICE_BYTES_LENGTH = 128;
+
+/**
+ * The ring's counters (§13): [0] NET_READ entries served, [1] NET_WRITE
+ * entries sent, then bytes per device as in deviceBytes ([2 + 2h] in, [3 + 2h]
+ * out) for the frames that went through the ring rather than a hypercall.
+ */
+export const RING_COUNTERS_LENGTH = 2 + DEVICE_BYTES_LENGTH;
 
 export const DEFAULT_POLL_SPIN_NS = 0;
 
@@ -95,11 +108,14 @@ export function createVm(config: VmConfig): Vm {
     machine = (ownBackend ?? (config.backend as Backend)).createMachine(size.allocSize);
     const m = machine;
     const mem = new GuestMemory(machine.memory, size.allocSize);
+    mem.sharer = () => m.share();
+    const applied: { start: number; end: number; prot: number }[] = [];
     const loaded = loadElf(kernel.src, kernel.elf, size.allocSize, {
       bytes: mem.bytes,
       protect: (p) => {
         m.protect(p.start, p.end, p.prot);
         mem.protect({ start: p.start, end: p.end, readable: (p.prot & 1) !== 0, writable: (p.prot & 2) !== 0 });
+        applied.push({ start: p.start, end: p.end, prot: p.prot });
       },
     }, kernel.name);
     kernel.close();
@@ -115,6 +131,8 @@ export function createVm(config: VmConfig): Vm {
     const ws = waitSet;
     const core = new Core(mem, { realtimeInto: config.host.realtimeInto, watch: (fd, key) => ws.add(fd, key), wait: (ns) => ws.wait(ns) }, config.counters);
     const deviceBytes = config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH);
+    const ringCounters = config.ringCounters ?? new Float64Array(new SharedArrayBuffer(RING_COUNTERS_LENGTH * 8));
+    const bootInfo = { hostFeatures: 0, netRing: 0 };
     const ctx: SetupContext = {
       memory: mem,
       mft,
@@ -128,8 +146,13 @@ export function createVm(config: VmConfig): Vm {
         if (i >= 0 && i < deviceBytes.length) deviceBytes[i] = (deviceBytes[i] ?? 0) + n;
       },
       ...(cpu.debug ? { debug: cpu.debug } : {}),
+      debugMemory: debugMemory({ bytes: mem.bytes, guestSize: size.guestSize, applied, protect: (start, end, prot) => m.protect(start, end, prot) }),
       vcpu: cpu.handle,
       warn: config.warn,
+      memSize: size.guestSize,
+      portEvents: m.portEvents,
+      bootInfo,
+      ringCounters,
     };
     for (const mod of modules) mod.setup(ctx);
 
@@ -137,8 +160,8 @@ export function createVm(config: VmConfig): Vm {
       memSize: size.guestSize,
       kernelEnd: loaded.kernelEnd,
       cpuCycleFreq: tscHz,
-      hostFeatures: 0,
-      netRing: 0,
+      hostFeatures: bootInfo.hostFeatures,
+      netRing: bootInfo.netRing,
     }, mft, cmdline);
     // The hypervisor handle is needed only to build the VM.
     ownBackend?.close();

@@ -9,7 +9,7 @@
 // the raw bytes are for the VM's own set-up code (loader, page tables, boot
 // info), which writes what the monitor itself decides.
 import type { FieldOf, Layout } from '../abi/layouts.js';
-import { GuestError } from '../errors.js';
+import { GuestError, HostError } from '../errors.js';
 
 /** Host protection of a range of guest RAM (mirror of what mprotect was told). */
 export interface Protection {
@@ -47,12 +47,25 @@ export interface GuestStruct<L extends Layout> {
   buffer(ptr: FieldOf<L, 'u64'>, len: FieldOf<L, 'u64'>, access: Access): Uint8Array;
 }
 
+/**
+ * Guest memory for a device's own thread (the net ring's consumer): the same
+ * RAM, the same mem_size and host protections, so GuestMemory.fromShared()
+ * on that thread checks exactly as this one does. Structured-clonable.
+ */
+export interface SharedGuestMemory {
+  readonly buffer: SharedArrayBuffer;
+  readonly guestSize: number;
+  readonly protections: readonly Protection[];
+}
+
 /** What modules get: guest memory only through checks. */
 export interface CheckedMemory {
   /** Checks [gpa, gpa + layout.size) for `access` and returns its fields. */
   struct<L extends Layout>(gpa: number, layout: L, access: Access): GuestStruct<L>;
   /** A guest region given as 64-bit halves, checked like buffer(); for a pointer found elsewhere (the HALT cookie). */
   region(gpaLo: number, gpaHi: number, len: number, access: Access): Uint8Array;
+  /** The memory for another thread, checked there the same way; throws if the backend cannot share it. */
+  share(): SharedGuestMemory;
 }
 
 export class GuestMemory implements CheckedMemory {
@@ -64,12 +77,26 @@ export class GuestMemory implements CheckedMemory {
   /** Bytes the guest owns (mem_size); hypercall buffers must lie below it. */
   guestSize: number;
   private readonly protections: Protection[] = [];
+  /** Makes the SharedArrayBuffer over this RAM (compose.ts: the backend's Machine.share). */
+  sharer?: () => SharedArrayBuffer;
 
-  constructor(buffer: ArrayBuffer, guestSize = buffer.byteLength) {
+  constructor(buffer: ArrayBufferLike, guestSize = buffer.byteLength) {
     this.bytes = new Uint8Array(buffer);
     this.view = new DataView(buffer);
     this.allocSize = buffer.byteLength;
     this.guestSize = guestSize;
+  }
+
+  /** Guest memory handed over by share() on another thread. */
+  static fromShared(s: SharedGuestMemory): GuestMemory {
+    const m = new GuestMemory(s.buffer, s.guestSize);
+    for (const p of s.protections) m.protect(p);
+    return m;
+  }
+
+  share(): SharedGuestMemory {
+    if (!this.sharer) throw new HostError('guest memory cannot be shared with another thread here');
+    return { buffer: this.sharer(), guestSize: this.guestSize, protections: this.protections.map((p) => ({ ...p })) };
   }
 
   /** Records a host protection so the monitor never faults on it itself. */

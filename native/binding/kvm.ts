@@ -76,6 +76,22 @@ export interface KvmBinding {
   createVm(kvmFd: number, memSize: number): CreatedVm;
   /** mprotect of a page-aligned range of guest memory; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
+  /**
+   * A SharedArrayBuffer over the same pages as a guest memory ArrayBuffer
+   * made by createVm (no copy), for another thread (native/guest_mapping.cc).
+   * The pages stay mapped while either buffer lives.
+   */
+  shareMemory(memory: ArrayBuffer): SharedArrayBuffer;
+  /** eventfd(0, EFD_CLOEXEC): blocking, counter 0 (host_ring_linux.cc; the net ring's kick). */
+  eventfdCreate(): number;
+  /** KVM_IOEVENTFD: a `length`-byte OUT to `port` signals eventFd instead of exiting (assign false: undo it). */
+  ioeventfd(vmFd: number, port: number, length: number, eventFd: number, assign: boolean): void;
+  /**
+   * Unmaps guest memory or a run area now (not when collected) and detaches
+   * the buffer; a detached one is left alone. Guest memory another thread
+   * still holds (shareMemory) is unmapped when that holder lets go.
+   */
+  unmapBuffer(area: ArrayBuffer): void;
 
   // vCPU (vcpu_linux.cc).
   createVcpu(vmFd: number, runSize: number): CreatedVcpu;
@@ -128,6 +144,10 @@ export const KVM_SHAPE = {
   supportedCpuid: 'function',
   createVm: 'function',
   protect: 'function',
+  shareMemory: 'function',
+  eventfdCreate: 'function',
+  ioeventfd: 'function',
+  unmapBuffer: 'function',
   createVcpu: 'function',
   destroyVcpu: 'function',
   setCpuid: 'function',

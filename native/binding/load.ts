@@ -3,9 +3,16 @@
 // the struct kvm_run offsets the addon was compiled with must be the ones the
 // TypeScript decoder reads. Nothing here imports from monitor/: the package
 // root is found from this file's own location.
+//
+// Where an addon comes from, in order: a provider the process installed
+// (the self-contained executable carries its addon inside itself, see
+// monitor/exe/); <package>/build/Release/NAME.node (a checkout, or an install
+// that compiled it); for ukvm_native only, the prebuilt addon an npm package
+// ships in prebuilds/<platform>-<arch>/, found by node-gyp-build (the
+// convention of native addons, so installing needs no compiler).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { HOST_SHAPE, type HostBinding } from './host.js';
 import { KVM_RUN_OFFSETS, KVM_SHAPE, type KvmBinding } from './kvm.js';
 
@@ -51,9 +58,43 @@ export function packageRoot(): string {
 
 export type AddonName = 'ukvm_native' | 'ukvm_bench';
 
-/** <package>/build/Release/NAME.node */
+/** What node-gyp-build exports (a CommonJS package without types). */
+interface NodeGypBuild {
+  path(dir: string): string;
+}
+
+/**
+ * The file NAME is loaded from: <package>/build/Release/NAME.node if it
+ * exists; else, for ukvm_native, the prebuild node-gyp-build picks for this
+ * platform; else the build/Release path (so the error names what is missing).
+ */
 export function addonPath(name: AddonName): string {
-  return join(packageRoot(), 'build', 'Release', `${name}.node`);
+  const built = join(packageRoot(), 'build', 'Release', `${name}.node`);
+  if (name !== 'ukvm_native' || existsSync(built)) return built;
+  try {
+    const ngb = createRequire(import.meta.url)('node-gyp-build') as NodeGypBuild;
+    const found = ngb.path(packageRoot());
+    // node-gyp-build takes the first .node in build/Release before the
+    // prebuilds; a stray bench addon there must not pass for the product.
+    if (basename(found).startsWith(`${name}.`)) return found;
+  } catch {
+    // no prebuild for this platform (or node-gyp-build absent): report the build path
+  }
+  return built;
+}
+
+/** Loads an addon by name the way this process wants it (see provideAddon). */
+export type AddonProvider = (name: AddonName) => unknown;
+
+let provider: AddonProvider | undefined;
+
+/**
+ * Makes every later load in this thread take its addons from `load` instead
+ * of the package's files: the self-contained executable, which has no
+ * package on disk, hands out the addon it carries. Loads already made stay.
+ */
+export function provideAddon(load: AddonProvider): void {
+  provider = load;
 }
 
 /**
@@ -84,8 +125,9 @@ export function checkShape<T>(addon: unknown, shape: Shape, what: string): T {
   return addon as T;
 }
 
-/** Loads build/Release/NAME.node in this thread and checks it against shape. */
+/** Loads addon NAME in this thread (see addonPath, provideAddon) and checks it against shape. */
 export function loadAddon<T>(name: AddonName, shape: Shape): T {
+  if (provider !== undefined) return checkShape<T>(provider(name), shape, `the embedded ${name} addon`);
   const path = addonPath(name);
   const require = createRequire(import.meta.url);
   return checkShape<T>(require(path), shape, path);
@@ -93,7 +135,7 @@ export function loadAddon<T>(name: AddonName, shape: Shape): T {
 
 let cached: NativeBinding | undefined;
 
-/** Loads <package>/build/Release/ukvm_native.node once per thread, checked. */
+/** Loads the ukvm_native addon once per thread, checked. */
 export function loadNative(): NativeBinding {
   cached ??= loadAddon<NativeBinding>('ukvm_native', NATIVE_SHAPE);
   return cached;

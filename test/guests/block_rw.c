@@ -18,7 +18,11 @@
  */
 #include "hvt.h"
 
-HVT_MANIFEST(HVT_BLOCK("storage"));
+/* block_rootfs.c reuses this file with the device named "rootfs" (rumprun's name, as urunc passes it). */
+#ifndef BLOCK_RW_NAME
+#define BLOCK_RW_NAME "storage"
+#endif
+HVT_MANIFEST(HVT_BLOCK(BLOCK_RW_NAME));
 
 #define MAX_BLOCK 32768u
 
@@ -233,7 +237,7 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   hvt_touch(rbuf, sizeof rbuf);
   hvt_touch(poison, sizeof poison);
 
-  int hi = hvt_mft_find("storage", HVT_MFT_BLOCK_BASIC);
+  int hi = hvt_mft_find(BLOCK_RW_NAME, HVT_MFT_BLOCK_BASIC);
   if (hi < 0) {
     hvt_puts("block_rw: FAIL no block device 'storage' in the manifest copy\n");
     return 1;

@@ -41,7 +41,7 @@ const LDFLAGS = [
   '-Wl,-z,max-page-size=0x1000', '-Wl,--build-id=none', '-Wl,--orphan-handling=warn',
   '-Wl,--gc-sections',
 ];
-const RUNTIME_SOURCES = ['start.S', 'lib.c', 'x86.c'];
+const RUNTIME_SOURCES = ['start.S', 'lib.c', 'x86.c', 'ring.c'];
 const OBJ = join(OUT, 'obj');
 
 function fail(msg) {

@@ -32,8 +32,18 @@
  *
  * net_two.c reuses this file with two devices (it defines NET_ECHO_NAMES
  * and declares its own manifest); then the command line is "IPA IPB [N]".
+ *
+ * With NET_ECHO_RING defined (net_ring_echo.c, net_ring_two.c) every frame
+ * goes through the Solo5 bindings' net functions (runtime/ring.c): the
+ * shared ring when the tender offers it (docs/abi.md §13), else hypercalls.
+ * The start-up line then also says ring=0|1, and before "ready" it prints
+ *   ring-read-empty(NAME): ret=R len=L     a ring read with nothing pending
+ *   ring-wrong-handle H: read=R write=W    ring entries with bad handles
  */
 #include "hvt.h"
+#ifdef NET_ECHO_RING
+#include "ring.h"
+#endif
 
 #ifndef NET_ECHO_NAMES
 HVT_MANIFEST(HVT_NET("service"));
@@ -123,8 +133,28 @@ static int parse_ip(const char *s, uint8_t ip[4]) {
 
 /* ---- protocol handling ---- */
 
+/* The frame I/O of the serving loop: the bindings' functions or plain hypercalls. */
+static int echo_write(uint64_t handle, const void *frame, uint64_t len) {
+#ifdef NET_ECHO_RING
+  return hvt_s5_net_write(handle, frame, len);
+#else
+  return hvt_net_write(handle, frame, len);
+#endif
+}
+
+static int echo_read(uint64_t handle, void *buf, uint64_t *len) {
+#ifdef NET_ECHO_RING
+  size_t got = 0;
+  int r = hvt_s5_net_read(handle, buf, *len, &got);
+  if (r == HVT_OK) *len = got;
+  return r;
+#else
+  return hvt_net_read(handle, buf, len);
+#endif
+}
+
 static void send_frame(struct dev *d, const void *frame, uint64_t len) {
-  int r = hvt_net_write(d->handle, frame, len);
+  int r = echo_write(d->handle, frame, len);
   if (r != HVT_OK) {
     hvt_printf("%s: NET_WRITE(%s) returned %d\n", NET_ECHO_PROG, d->name, r);
     hvt_halt(3, 0);
@@ -219,7 +249,7 @@ static uint64_t drain(struct dev *d, uint64_t limit) {
   uint64_t n = 0;
   while (n < limit) {
     uint64_t len = d->mtu + ETH_HLEN;
-    int r = hvt_net_read(d->handle, rx, &len);
+    int r = echo_read(d->handle, rx, &len);
     if (r == HVT_AGAIN) break;
     if (r != HVT_OK || len > d->mtu + ETH_HLEN) {
       hvt_printf("%s: NET_READ(%s) returned %d len=%lu\n", NET_ECHO_PROG, d->name, r, len);
@@ -256,7 +286,32 @@ static void check_wrong_handles(uint32_t entries) {
   }
 }
 
+#ifdef NET_ECHO_RING
+static void ring_checks(uint32_t entries) {
+  for (size_t i = 0; i < NDEV; i++) {
+    size_t got = 777;
+    int r = hvt_s5_net_read(devs[i].handle, rx, devs[i].mtu + ETH_HLEN, &got);
+    hvt_printf("ring-read-empty(%s): ret=%d len=%lu\n", devs[i].name, r, got);
+    if (r == HVT_OK) frame(&devs[i], rx, got);
+  }
+  const uint64_t bad[] = { 0, entries, 64, 0xffffffffu };
+  memset(tx, 0xff, 12);
+  put16(tx + 12, 0x88b5);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    size_t got = 777;
+    int rr = hvt_s5_net_read(bad[i], rx, 1514, &got);
+    int wr = hvt_s5_net_write(bad[i], tx, 60);
+    hvt_printf("ring-wrong-handle 0x%lx: read=%d len=%lu write=%d\n", bad[i], rr, got, wr);
+  }
+}
+#endif
+
 int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
+#ifdef NET_ECHO_RING
+  int ring = hvt_ring_init(bi);
+#else
+  int ring = 0;
+#endif
   hvt_touch(rx, sizeof rx);
   hvt_touch(tx, sizeof tx);
   const struct hvt_mft *m = hvt_mft();
@@ -277,10 +332,10 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
     }
     valid |= 1ull << h;
     hvt_printf("%s: dev=%s handle=%d mac=%02x:%02x:%02x:%02x:%02x:%02x mtu=%u ip=%u.%u.%u.%u "
-               "mem_size=%lu host_features=%u net_ring=%lu attached=%u\n",
+               "mem_size=%lu host_features=%u net_ring=%lu attached=%u ring=%d\n",
                NET_ECHO_PROG, d->name, h, d->mac[0], d->mac[1], d->mac[2], d->mac[3], d->mac[4],
                d->mac[5], e->u.net.mtu, d->ip[0], d->ip[1], d->ip[2], d->ip[3], bi->mem_size,
-               bi->host_features, bi->net_ring, e->attached);
+               bi->host_features, bi->net_ring, e->attached, ring);
   }
   if (*cmdline) {
     int64_t n;
@@ -296,6 +351,9 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
   int pr = hvt_poll(0, &rs);
   hvt_printf("poll-empty: ret=%d ready=0x%lx\n", pr, rs);
   check_wrong_handles(m->entries);
+#ifdef NET_ECHO_RING
+  ring_checks(m->entries);
+#endif
   hvt_printf("%s: ready\n", NET_ECHO_PROG);
 
   while (!quit && (max_replies == 0 || st.replies < max_replies)) {

@@ -11,20 +11,17 @@
 // what PVM cannot do assert what it does instead, only when /sys/module/kvm_pvm
 // exists, and say "PVM LIMIT" in their names.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { platform } from '../../monitor/backend/index.js';
 import { openKernel } from '../../monitor/kernel/kernel.js';
-import type { Module, SetupContext } from '../../monitor/module.js';
 import { createVm } from '../../monitor/vm/compose.js';
 import { COUNTERS_LENGTH, EXIT_KINDS } from '../../monitor/vm/core.js';
-import type { GuestMemory } from '../../monitor/vm/memory.js';
 import { consoleModule } from '../../modules/console/index.js';
 import { gdbModule } from '../../modules/gdb/index.js';
 import { checksum } from '../../modules/gdb/packet.js';
-import { loadNative } from '../../native/binding.js';
 import { startUnikernel } from 'ukvm-ts';
 import { BIN, describeKvm, guest, kvmAvailable } from '../helpers/tender.js';
 
@@ -151,19 +148,6 @@ function symbol(name: string): bigint {
   return BigInt(m[1]);
 }
 
-/** Whether this monitor gives modules the proposed SetupContext.debugMemory (writes into text for int3). */
-function monitorOffersDebugMemory(): boolean {
-  const host = platform();
-  let offered = false;
-  const probe: Module = { name: 'probe', setup: (ctx) => void (offered = 'debugMemory' in ctx) };
-  const vm = createVm({
-    kernel: openKernel(guest('hello')), memoryBytes: 32n << 20n, args: [], modules: [consoleModule.create({}, { host: host.host }), probe],
-    backend: () => host.openBackend(), host: host.host, warn: () => {},
-  });
-  vm.close();
-  return offered;
-}
-
 const REGISTER_VALUES: Record<string, string> = {
   rax: '0xa0a0a0a0a0a0a01', rbx: '0xb0b0b0b0b0b0b02', rcx: '0xc0c0c0c0c0c0c03', rdx: '0xd0d0d0d0d0d0d04',
   rsi: '0x5151515151515105', rdi: '0xd1d1d1d1d1d1d106', rbp: '0xb0b0b0b0b0b0b007', r8: '0x808080808080808',
@@ -260,25 +244,16 @@ describeGdb('gdb: inspecting a stopped guest', () => {
 describeGdb('gdb: breakpoints and watchpoints', () => {
   const six = ['break gdb_f1', 'break gdb_f2', 'break gdb_f3', 'break gdb_f4', 'break gdb_f5', 'break gdb_f6'];
 
-  it('six breakpoints on the command line: four in debug registers; the int3s beyond need writable text (SetupContext.debugMemory)', async () => {
-    if (monitorOffersDebugMemory()) {
-      const { gdb: g, tender: t } = await session('many', [...six, ...Array(7).fill('continue')]);
-      for (let i = 1; i <= 6; i++) expect(g.out).toMatch(new RegExp(`^Breakpoint ${i}, gdb_f${i} \\(\\) at `, 'm'));
-      expect(t.out).toContain('many counter=111111\n');
-      expect(t.status).toBe(0);
-      return;
-    }
-    // The monitor refuses writes into host-protected text: the fifth Z0 is E01,
-    // gdb will not resume with breakpoints it cannot insert; without them it goes on.
-    const { gdb: g, tender: t } = await session('many', [...six, 'continue', 'delete 5 6', 'continue', 'continue', 'continue', 'continue', 'continue']);
-    expect(g.err).toMatch(/Cannot insert breakpoint 5\.\nCannot access memory at address 0x[0-9a-f]+/);
-    for (let i = 1; i <= 4; i++) expect(g.out).toMatch(new RegExp(`^Breakpoint ${i}, gdb_f${i} \\(\\) at `, 'm'));
+  it('six breakpoints on the command line: four in debug registers, the two beyond int3s written into host-protected text (SetupContext.debugMemory); all six stop the guest', async () => {
+    const { gdb: g, tender: t } = await session('many', [...six, ...Array(7).fill('continue')]);
+    for (let i = 1; i <= 6; i++) expect(g.out).toMatch(new RegExp(`^Breakpoint ${i}, gdb_f${i} \\(\\) at `, 'm'));
     expect(g.out).toContain('[Inferior 1 (Remote target) exited normally]');
+    expect(g.err).toBe('');
     expect(t.out).toContain('many counter=111111\n');
     expect(t.status).toBe(0);
   });
 
-  it('with writable text (the test gives the module a debugMemory), breakpoints beyond four are int3s that stop the guest' + (PVM ? ' (PVM: int3 ends KVM_RUN with an internal error, reported as the breakpoint)' : ''), async () => {
+  it('in process, counting exits: breakpoints beyond four are int3s that stop the guest' + (PVM ? ' (PVM: int3 ends KVM_RUN with an internal error, reported as the breakpoint)' : ''), async () => {
     const port = await freePort();
     // The VM runs on this thread: gdb is started first and connects (gdb retries
     // a refused connection) while setup() waits for it.
@@ -313,39 +288,15 @@ describeGdb('gdb: breakpoints and watchpoints', () => {
   });
 });
 
-/**
- * Runs gdb_target MODE in this process with console + gdb modules, the gdb
- * module's context given a debugMemory that lifts the host protection of a
- * page for each write (what the proposed SetupContext.debugMemory does).
- */
+/** Runs gdb_target MODE in this process with console + gdb modules, counting exits by kind. */
 async function runInProcess(port: number, mode: string): Promise<{ text: string; outcome: unknown; internalErrors: number }> {
   const host = platform();
-  const binding = loadNative();
   let text = '';
   const output = (b: Uint8Array) => void (text += Buffer.from(b).toString());
-  const inner = gdbModule.create({ gdb: { port } }, { host: host.host, output });
-  const withDebugMemory: Module = {
-    ...inner,
-    setup(ctx: SetupContext) {
-      const mem = ctx.memory as GuestMemory;
-      const size = mem.guestSize;
-      const debugMemory = {
-        read: (gpa: number, len: number) => (gpa + len <= size ? mem.bytes.slice(gpa, gpa + len) : null),
-        write: (gpa: number, bytes: Uint8Array) => {
-          if (gpa + bytes.length > size) return false;
-          const start = gpa & ~0xfff;
-          const end = (gpa + bytes.length + 0xfff) & ~0xfff;
-          binding.protect(mem.bytes.buffer as ArrayBuffer, start, end - start, 3);
-          mem.bytes.set(bytes, gpa);
-          return true; // left writable: enough for this test
-        },
-      };
-      inner.setup({ ...ctx, debugMemory } as SetupContext);
-    },
-  };
+  const gdbMod = gdbModule.create({ gdb: { port } }, { host: host.host, output });
   const counters = new Float64Array(COUNTERS_LENGTH);
   const vm = createVm({
-    kernel: openKernel(KERNEL), memoryBytes: 32n << 20n, args: [mode], modules: [consoleModule.create({}, { host: host.host, output }), withDebugMemory],
+    kernel: openKernel(KERNEL), memoryBytes: 32n << 20n, args: [mode], modules: [consoleModule.create({}, { host: host.host, output }), gdbMod],
     backend: () => host.openBackend(), host: host.host, warn: (l) => void (text += `warn: ${l}\n`), counters,
   });
   try {
@@ -384,6 +335,24 @@ describeGdb('gdb: running, interrupting, leaving', () => {
     expect(gd.out).toMatch(/^#0 {2}0x[0-9a-f]+ in hvt_poll \(\)$/m);
     expect(td.out).toContain('polled flag=1\n');
     expect(td.status).toBe(0);
+  });
+
+  it('the sandbox stays on: with gdb attached and the guest stopped at a breakpoint, every thread shows Seccomp: 2 and NoNewPrivs: 1; no WARNING', async () => {
+    const { tender, port } = await debuggee('calls');
+    const g = gdb(port, ['break gdb_leaf', 'continue', 'shell sleep 2', 'print gdb_counter', 'continue']);
+    await g.waitFor(/^Breakpoint 1, gdb_leaf/m);
+    const pid = tender.child.pid as number;
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    expect(tasks.length).toBeGreaterThan(2); // the vCPU's thread, the socket thread, V8's and libuv's
+    for (const t of tasks) {
+      const status = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      expect(/^Seccomp:\s+(\d+)$/m.exec(status)?.[1], `thread ${t}`).toBe('2');
+      expect(/^NoNewPrivs:\s+(\d+)$/m.exec(status)?.[1], `thread ${t}`).toBe('1');
+    }
+    const [gd, td] = await Promise.all([g.finish(), tender.finish()]);
+    expect(gd.out).toMatch(/^\$1 = 0$/m);
+    expect(gd.out).toContain('[Inferior 1 (Remote target) exited normally]');
+    expect(td).toMatchObject({ status: 0, signal: null, err: '' });
   });
 
   it('detach takes the breakpoints out and lets the guest run to its end', async () => {

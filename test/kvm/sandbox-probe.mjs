@@ -15,7 +15,7 @@
 //   pool   starts libuv's thread pool (a crypto job) and waits for it: allowed
 //   pool-open  a pool thread opens a file (fs.readFile): fails there; prints what the callback got
 //   alloc  churns memory (small and large buffers, many objects, GC): allowed
-//   skip   nothing at HALT; the module asks for the sandbox to be skipped (as --gdb does)
+//   skip   nothing at HALT; the module asks for the sandbox to be skipped (as --dumpcore does)
 //   none   nothing
 import { execFileSync } from 'node:child_process';
 import { pbkdf2 } from 'node:crypto';

@@ -205,7 +205,7 @@ describeKvm('a forbidden call after set-up, from inside the monitor (test-only p
     expect(probe('alloc')).toMatchObject({ status: 0, signal: null });
   });
 
-  it("a module that asks for it ('skip', as a debugger does) runs unconfined after the reference's two warnings", async () => {
+  it("a module that asks for it ('skip', as --dumpcore does) runs unconfined after the reference's two warnings", async () => {
     const m = startMonitor(process.execPath, [PROBE, 'skip', guest('spin')]);
     await m.waitFor('spinning\n');
     expectThreads(m.child.pid as number, false);

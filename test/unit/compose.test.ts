@@ -33,6 +33,8 @@ function fakeBackend(log: Log, failAt: FailAt, exits: VcpuExit[] = [HALT]): () =
         log.push('open machine');
         const machine: Machine = {
           memory: new ArrayBuffer(allocSize),
+          share: () => new SharedArrayBuffer(allocSize),
+          portEvents: { available: false, attach() {}, detach() {} },
           protect: () => fail('protect'),
           createVcpu() {
             fail('createVcpu');

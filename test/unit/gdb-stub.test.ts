@@ -477,6 +477,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
     const hooks: unknown[] = [];
     return {
       memory: new GuestMemory(new ArrayBuffer(0x10000)),
+      debugMemory: { read: () => null, write: () => false },
       mft: {} as SetupContext['mft'],
       hypercall: () => {},
       onHalt: (f) => hooks.push(f),
@@ -486,6 +487,10 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
       countBytes: () => {},
       vcpu: { backend: 'none', token: -1 },
       warn: () => {},
+      memSize: 0x10000,
+      portEvents: { available: false, attach() {}, detach() {} },
+      bootInfo: { hostFeatures: 0, netRing: 0 },
+      ringCounters: new Float64Array(130),
       get hooks() { return hooks; },
     } as SetupContext & { hooks: unknown[] };
   };
@@ -507,7 +512,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
     const sandbox = () => (m as { sandbox?: () => unknown }).sandbox?.();
     expect(sandbox()).toBeUndefined();
     m.handleArg?.('--gdb', {} as never);
-    expect(sandbox()).toBe('skip'); // a debugger's socket thread runs unconfined (§17)
+    expect(sandbox()).toBe('debugger'); // confined, with the stub's additions to the filter
     m.close?.();
   });
 });

@@ -73,6 +73,7 @@ function fake(over: Record<string, unknown> = {}): Fake {
     kick: (t: number) => (rec('kick', t), true),
     protect: (_m: ArrayBuffer, off: number, len: number, prot: number) => rec('protect', off, len, prot),
     closeFd: (fd: number) => rec('closeFd', fd),
+    unmapBuffer: (b: ArrayBuffer) => rec('unmapBuffer', b.byteLength),
   };
   f.binding = { ...base, ...over } as unknown as NativeBinding;
   return f;

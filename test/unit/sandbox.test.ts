@@ -5,7 +5,7 @@
 // createVm's run() calls the sandbox step.
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Backend, Sandbox, SandboxScope, Vcpu, VcpuExit } from '../../monitor/backend/backend.js';
+import type { Backend, Sandbox, Vcpu, VcpuExit } from '../../monitor/backend/backend.js';
 import { HostError } from '../../monitor/errors.js';
 import { kernelFromBytes } from '../../monitor/kernel/kernel.js';
 import type { Module } from '../../monitor/module.js';
@@ -21,12 +21,12 @@ import { HALT_STRUCT_GPA, kernel } from '../helpers/elf-builder.js';
 
 const PID = 4242;
 const SCOPES: Scope[] = ['process', 'thread'];
-const program = (scope: Scope) => buildProgram(scope, { pid: PID });
+const program = (scope: Scope, withDebugger = false) => buildProgram(scope, { pid: PID, debugger: withDebugger });
 const RULES = POLICY as Record<string, Rule>;
 
 /** The filter's verdict on one call: 'allow', 'kill', or 'errno N'. */
-function verdict(scope: Scope, nr: number, args: (number | bigint)[] = [], arch = AUDIT_ARCH_X86_64): string {
-  const r = evaluate(program(scope), { nr, arch, args: args.map((a) => BigInt(a)) });
+function verdict(scope: Scope, nr: number, args: (number | bigint)[] = [], arch = AUDIT_ARCH_X86_64, withDebugger = false): string {
+  const r = evaluate(program(scope, withDebugger), { nr, arch, args: args.map((a) => BigInt(a)) });
   if (r === RET.ALLOW) return 'allow';
   if (r === RET.KILL_PROCESS) return 'kill';
   if ((r & 0xffff0000) === RET.ERRNO) return `errno ${r & 0xffff}`;
@@ -73,9 +73,11 @@ describe('the policy table', () => {
     }
   });
 
-  it('has the sizes the report quotes (CLI 33 calls, library thread 25)', () => {
+  it('has the sizes the report quotes (CLI 33 calls, library thread 25; with gdb attached CLI 34, thread 25)', () => {
     expect(allowedCount('process')).toBe(33);
     expect(allowedCount('thread')).toBe(25);
+    expect(allowedCount('process', true)).toBe(34);
+    expect(allowedCount('thread', true)).toBe(25);
   });
 });
 
@@ -96,10 +98,28 @@ describe('the seccomp program', () => {
     expect(verdict(scope, 0x40000000 | 16, [0, IOCTL.KVM_RUN])).toBe('kill');
   });
 
-  it.each(SCOPES)('%s: allows every call of its scope, with arguments that pass its check', (scope) => {
+  it.each(SCOPES)('%s: allows every call of its scope, with arguments that pass its check (a debugger\'s calls only with one attached)', (scope) => {
     for (const [name, rule] of Object.entries(RULES)) {
-      expect(verdict(scope, rule.nr, goodArgs(rule, scope)), name).toBe(rule.scopes.includes(scope) ? 'allow' : 'kill');
+      const inScope = rule.scopes.includes(scope);
+      expect(verdict(scope, rule.nr, goodArgs(rule, scope)), name).toBe(inScope && rule.debugger !== true ? 'allow' : 'kill');
+      expect(verdict(scope, rule.nr, goodArgs(rule, scope), AUDIT_ARCH_X86_64, true), `${name} with gdb`).toBe(inScope ? 'allow' : 'kill');
     }
+  });
+
+  it.each(SCOPES)('%s: with gdb attached, the register and guest-debug ioctls too; nothing else is widened', (scope) => {
+    const debugIoctls = [IOCTL.KVM_SET_REGS, IOCTL.KVM_GET_SREGS, IOCTL.KVM_SET_SREGS, IOCTL.KVM_GET_FPU, IOCTL.KVM_SET_GUEST_DEBUG];
+    for (const req of debugIoctls) {
+      expect(verdict(scope, 16, [5, req]), `${req.toString(16)} without gdb`).toBe('kill');
+      expect(verdict(scope, 16, [5, req], AUDIT_ARCH_X86_64, true), `${req.toString(16)} with gdb`).toBe('allow');
+    }
+    for (const req of [0x5412 /* TIOCSTI */, 0xae01 /* KVM_CREATE_VM */, 0xae41 /* KVM_CREATE_VCPU */, 0x4020ae46 /* KVM_SET_USER_MEMORY_REGION */]) {
+      expect(verdict(scope, 16, [5, req], AUDIT_ARCH_X86_64, true), req.toString(16)).toBe('kill');
+    }
+    for (const [name, nr] of Object.entries(FORBIDDEN)) {
+      const expected = name === 'open' || name === 'openat' || name === 'openat2' ? 'errno 1' : 'kill';
+      expect(verdict(scope, nr, name === 'clone' ? [17] : [], AUDIT_ARCH_X86_64, true), name).toBe(expected);
+    }
+    expect(verdict(scope, 48 /* shutdown */, [], AUDIT_ARCH_X86_64, true)).toBe(scope === 'process' ? 'allow' : 'kill');
   });
 
   it.each(SCOPES)('%s: every forbidden call is impossible: killed, open* fail with EPERM', (scope) => {
@@ -240,13 +260,13 @@ describe('the Linux sandbox (order of its calls)', () => {
 
 describe('the sandbox step (skips and warnings)', () => {
   const run = (o: { skip?: 'debug-program' | 'no-sandbox'; modules?: Module[] }) => {
-    const entered: SandboxScope[] = [];
+    const entered: string[] = [];
     const warnings: string[] = [];
-    const sandbox: Sandbox = { enter: (scope) => void entered.push(scope) };
+    const sandbox: Sandbox = { enter: (scope, needs) => void entered.push(needs?.debugger ? `${scope}+debugger` : scope) };
     sandboxStep({ sandbox, scope: 'process', skip: o.skip, modules: o.modules ?? [], warn: (w) => warnings.push(w) })();
     return { entered, warnings };
   };
-  const mod = (need?: 'skip'): Module => ({ name: 'm', setup() {}, ...(need ? { sandbox: () => need } : {}) });
+  const mod = (need?: 'skip' | 'debugger'): Module => ({ name: 'm', setup() {}, ...(need ? { sandbox: () => need } : {}) });
 
   it('enters the sandbox by default (modules that do not ask, or answer undefined)', () => {
     expect(run({ modules: [mod(), { name: 'n', setup() {}, sandbox: () => undefined }] })).toEqual({ entered: ['process'], warnings: [] });
@@ -259,6 +279,12 @@ describe('the sandbox step (skips and warnings)', () => {
     ]);
     expect(run({ skip: 'debug-program' })).toEqual({ entered: [], warnings: [...UNCONFINED_WARNINGS] });
     expect(run({ modules: [mod(), mod('skip')] })).toEqual({ entered: [], warnings: [...UNCONFINED_WARNINGS] });
+  });
+
+  it("a module's 'debugger' (gdb attached) confines with the debugger's additions, and no warning; 'skip' still wins", () => {
+    expect(run({ modules: [mod(), mod('debugger')] })).toEqual({ entered: ['process+debugger'], warnings: [] });
+    expect(run({ modules: [mod('debugger'), mod('skip')] })).toEqual({ entered: [], warnings: [...UNCONFINED_WARNINGS] });
+    expect(run({ skip: 'debug-program', modules: [mod('debugger')] })).toEqual({ entered: [], warnings: [...UNCONFINED_WARNINGS] });
   });
 
   it('--no-sandbox prints one line', () => {
@@ -274,6 +300,8 @@ describe('createVm: the sandbox step runs once, after set-up, before the first e
     const backend: Backend = {
       createMachine: (size) => ({
         memory: new ArrayBuffer(size),
+        share: () => new SharedArrayBuffer(size),
+        portEvents: { available: false, attach() {}, detach() {} },
         protect() {},
         close() {},
         createVcpu: (): Vcpu => ({

@@ -5,7 +5,7 @@
 import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
 import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
 import { HostError, withErrno } from '../../errors.js';
-import type { Backend, BootState, FatalExit, Machine, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
+import type { Backend, BootState, FatalExit, Machine, PortEvents, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
 import type { DebugVcpu } from '../debug.js';
 import { KvmDebug } from './debug.js';
 import { decodeExit, describeFatal } from './exits.js';
@@ -14,6 +14,7 @@ import { KvmRunControl, KvmWaitSet } from './wait-set.js';
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;
 const CAP_GET_TSC_KHZ = 61;
+const CAP_IOEVENTFD = 36;
 const CPUID_MAX_ENTRIES = 100;
 
 /** "KVM: ioctl (NAME) failed: strerror" */
@@ -71,13 +72,43 @@ export class KvmBackend implements Backend {
 }
 
 class KvmMachine implements Machine {
+  readonly portEvents: PortEvents;
+
   constructor(
     private readonly b: NativeBinding,
     private readonly kvmFd: number,
     private readonly runSize: number,
     readonly vmFd: number,
     readonly memory: ArrayBuffer,
-  ) {}
+  ) {
+    // §13.5: without the capability the ring is silently not offered.
+    // Asked only when a module wants it (the net ring), once.
+    let available: boolean | undefined;
+    this.portEvents = {
+      get available() {
+        if (available === undefined) {
+          try {
+            available = b.checkExtension(kvmFd, CAP_IOEVENTFD) > 0;
+          } catch {
+            available = false;
+          }
+        }
+        return available;
+      },
+      attach: (port, fd) => b.ioeventfd(vmFd, port, 4, fd, true),
+      detach: (port, fd) => {
+        try {
+          b.ioeventfd(vmFd, port, 4, fd, false);
+        } catch {
+          // Nothing is left to undo, or the VM is going away anyway.
+        }
+      },
+    };
+  }
+
+  share(): SharedArrayBuffer {
+    return this.b.shareMemory(this.memory);
+  }
 
   protect(start: number, end: number, prot: number): void {
     this.b.protect(this.memory, start, end - start, prot);
@@ -94,6 +125,8 @@ class KvmMachine implements Machine {
 
   close(): void {
     this.b.closeFd(this.vmFd);
+    // Guest memory goes now, not when the collector gets to its buffer.
+    this.b.unmapBuffer(this.memory);
   }
 }
 
@@ -112,9 +145,9 @@ class KvmVcpu implements Vcpu {
     private readonly token: number,
     private readonly fd: number,
     wakeFd: number,
-    run: ArrayBuffer,
+    private readonly runArea: ArrayBuffer,
   ) {
-    this.runView = new DataView(run);
+    this.runView = new DataView(runArea);
     this.handle = { backend: 'kvm', token };
     this.ids = { token, wakeFd };
     this.control = new KvmRunControl(b, this.ids);
@@ -180,5 +213,8 @@ class KvmVcpu implements Vcpu {
     if (this.closed) return;
     this.closed = true;
     this.b.destroyVcpu(this.token);
+    // The run area's mapping holds the vCPU, and with it the KVM VM, alive in
+    // the kernel: unmapped now, a closed VM is gone when close() returns.
+    this.b.unmapBuffer(this.runArea);
   }
 }

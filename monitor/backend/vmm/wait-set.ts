@@ -1,0 +1,105 @@
+// The vCPU's view of the run on FreeBSD, with the contracts of the Linux
+// kvm/wait-set.ts: POLL's kqueue wait set (native/freebsd/
+// host_waitset_freebsd.cc), which always holds the vCPU's wake pipe (written
+// by the SIGINT/SIGTERM handler and by stop requests), and the RunControl
+// that lets handlers waiting on the host give up once the run is ending.
+import type { FreebsdHostBinding, VmmBinding } from '../../../native/binding/vmm.js';
+import type { RunControl, WaitSet } from '../backend.js';
+
+/** What the wait set and run control need of the FreeBSD binding. */
+export type WaitBinding = Pick<VmmBinding, 'stopRequested'> &
+  Pick<FreebsdHostBinding, 'pendingSignal' | 'waitWritable' | 'waitsetCreate' | 'waitsetAdd' | 'waitsetWait' | 'closeFd'>;
+
+interface VcpuIds {
+  readonly token: number;
+  readonly wakeFd: number;
+}
+
+/** How often a wait that cannot watch the wake descriptor checks whether the run is ending. */
+const WAKELESS_SLICE_MS = 50;
+
+export class VmmRunControl implements RunControl {
+  constructor(
+    private readonly b: WaitBinding,
+    private readonly vcpu: VcpuIds,
+  ) {}
+
+  ending(): boolean {
+    return this.b.pendingSignal() !== 0 || this.b.stopRequested(this.vcpu.token);
+  }
+
+  waitWritable(fd: number, timeoutMs: number): boolean {
+    // The wake descriptor is written by the same code that records a signal
+    // or stop, so one that lands at any moment ends this wait.
+    let wake = this.vcpu.wakeFd;
+    const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
+    for (;;) {
+      if (this.ending()) return false;
+      const left = deadline - performance.now();
+      if (left <= 0) return true;
+      // Without the wake descriptor, wait in slices so the run ending is still seen.
+      const slice = wake < 0 ? Math.min(left, WAKELESS_SLICE_MS) : left === Infinity ? -1 : left;
+      const r = this.b.waitWritable(fd, wake, slice);
+      if (r === 1 || (r === 0 && wake >= 0)) return !this.ending();
+      // A debugger's interrupt also wakes the descriptor, and stays pending
+      // until the vCPU next runs: not ours to end this wait, but watching the
+      // descriptor again would return at once, so go on without it.
+      if (r === -1 && !this.ending()) wake = -1;
+      // −2: a signal; ours ends the wait above, others restart it.
+    }
+  }
+}
+
+export class VmmWaitSet implements WaitSet {
+  private readonly kq: number;
+  private readonly keys = new Int32Array(64);
+  private devices = 0;
+  private closed = false;
+
+  constructor(
+    private readonly b: WaitBinding,
+    vcpu: VcpuIds,
+    private readonly control: RunControl,
+    /** How long to check the devices without sleeping before blocking, ns. */
+    private readonly spinNs: number,
+  ) {
+    this.kq = b.waitsetCreate();
+    try {
+      b.waitsetAdd(this.kq, vcpu.wakeFd, -1);
+    } catch (e) {
+      b.closeFd(this.kq);
+      throw e;
+    }
+  }
+
+  add(fd: number, key: number): void {
+    this.b.waitsetAdd(this.kq, fd, key);
+    this.devices++;
+  }
+
+  wait(timeoutNs: number): readonly number[] | null {
+    const b = this.b;
+    // Spinning only helps when a device may become ready.
+    const spin = this.devices ? this.spinNs : 0;
+    const start = performance.now();
+    let n = b.waitsetWait(this.kq, timeoutNs, this.keys, spin);
+    // A signal that is not ours to act on (SIGWINCH, …) restarts the wait (§10.3).
+    while (n < 0 && !this.control.ending()) {
+      const left = timeoutNs - (performance.now() - start) * 1e6;
+      n = left > 0 ? b.waitsetWait(this.kq, left, this.keys, 0) : 0;
+    }
+    if (n < 0) return null;
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const key = this.keys[i] as number;
+      if (key >= 0) out.push(key); // −1 is the wake pipe: the next VM_RUN reports why
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.b.closeFd(this.kq);
+  }
+}

@@ -1,0 +1,259 @@
+// A pool of warm VM worker threads. Starting a worker costs far more than
+// building and running a small VM (Node's own worker start, then loading the
+// core), so a pool keeps `size` of them booted and idle, and start() hands a
+// VM to one of them at once. The pool is warmth, not a limit: a start that
+// finds none idle gets the next one that boots, and any number of VMs run.
+//
+// What becomes of a worker after its VM: a worker whose thread entered the
+// sandbox (the default) cannot build another VM — its seccomp filter allows
+// no open() and no new KVM VM, and a filter cannot be removed — so it ends
+// and the pool boots a replacement in the background. A worker that ran its
+// VM with `sandbox: false` has closed every descriptor and module of it
+// (worker.ts) and goes back to the pool. Idle workers do not keep the
+// process alive (unref); busy ones do, as a running VM should.
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { HostError, OptionError } from '../errors.js';
+import { DIST } from '../paths.js';
+import { REGISTRY } from '../registry.js';
+import { launch, workerInput } from './launch.js';
+import { checkOptions, type UnikernelOptions } from './options.js';
+import type { WorkerBoot, WorkerMessage } from './shared.js';
+import type { Unikernel } from './types.js';
+import { stoppedBeforeStart } from './unstarted.js';
+
+export interface PoolOptions {
+  /** Workers kept booted and idle (default: the number of CPUs, at most 4; 0 keeps none). */
+  size?: number;
+  /** V8 heap limits of each worker (default: WORKER_LIMITS). */
+  resourceLimits?: ResourceLimits;
+}
+
+export interface PoolCounts {
+  /** Booted, waiting for a VM. */
+  idle: number;
+  booting: number;
+  /** Running a VM, or ending after one. */
+  running: number;
+  /** Workers this pool has started since it was created. */
+  started: number;
+}
+
+export interface Pool {
+  /** As startUnikernel, on one of this pool's workers. */
+  start(options: UnikernelOptions): Promise<Unikernel>;
+  /** Resolves once `size` workers are booted and idle (at once if they are, or the pool is closed). */
+  warm(): Promise<void>;
+  /** Stops every VM of the pool, ends its workers; resolves once all of them are gone. Later starts reject. */
+  close(): Promise<void>;
+  readonly size: number;
+  counts(): PoolCounts;
+}
+
+/**
+ * Heap limits of a VM worker. Its JavaScript is small (exit handlers,
+ * console chunks on their way out; guest memory is outside the heap), and a
+ * 32 MiB old-generation ceiling makes V8 keep an idle worker's heap ~0.85
+ * MiB smaller (measured at 32 idle VMs: 9.66 → 8.78 MiB each; 16 or 24 MiB
+ * gain no more; the young generation's and the stack's limits gain nothing).
+ * A worker that outgrew it would end its VM with reason 'error', not the
+ * process.
+ */
+export const WORKER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 32 };
+
+/** How long a new VM runs before its worker's replacement starts booting (see start()). */
+const REFILL_DELAY_MS = 50;
+
+/** The worker's code: the bundle of monitor/library/worker.ts (scripts/bundle.mjs). */
+const WORKER = join(DIST, 'bundles', 'library-worker.mjs');
+
+export function createPool(options: PoolOptions = {}): Pool {
+  const size = options.size ?? Math.min(4, availableParallelism());
+  if (!Number.isInteger(size) || size < 0) throw new OptionError('pool size must be a non-negative integer');
+  const boot: WorkerBoot = { modules: REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true })) };
+  const limits = options.resourceLimits ?? WORKER_LIMITS;
+
+  const all = new Set<Worker>();
+  const idle: Worker[] = [];
+  const waiters: { take: (w: Worker) => void; fail: (e: Error) => void }[] = [];
+  const stoppers = new Set<() => void>();
+  let booting = 0;
+  /** Busy workers that will come back (their VM runs with sandbox: false). */
+  let returning = 0;
+  let startedWorkers = 0;
+  let closed = false;
+  /** After a worker failed to boot, boot only for starts that wait (no loop of failures in the background). */
+  let bootFailed = false;
+  let warmWaiters: (() => void)[] = [];
+  let goneWaiters: (() => void)[] = [];
+
+  const checkWarm = () => {
+    if (closed || idle.length >= size) for (const w of warmWaiters.splice(0)) w();
+  };
+  const checkGone = () => {
+    if (all.size === 0) for (const w of goneWaiters.splice(0)) w();
+  };
+
+  /** Gives a booted or freed worker to a waiting start, or keeps it idle, or ends it. */
+  const offer = (w: Worker) => {
+    if (closed) {
+      void w.terminate();
+      return;
+    }
+    const waiter = waiters.shift();
+    if (waiter) {
+      waiter.take(w);
+    } else if (idle.length < size) {
+      w.unref();
+      idle.push(w);
+      checkWarm();
+    } else {
+      void w.terminate();
+    }
+  };
+
+  const spawn = () => {
+    booting++;
+    startedWorkers++;
+    const w = new Worker(WORKER, {
+      workerData: boot,
+      // The worker runs only our code: the embedding program's node flags
+      // (--input-type, -e …) are not for it and some make it fail.
+      execArgv: [],
+      resourceLimits: limits,
+    });
+    w.unref();
+    all.add(w);
+    let booted = false;
+    const onBootMessage = (m: WorkerMessage) => {
+      if (m.type !== 'idle' || booted) return;
+      booted = true;
+      booting--;
+      bootFailed = false;
+      w.off('message', onBootMessage);
+      offer(w);
+    };
+    w.on('message', onBootMessage);
+    const onBootFailure = (e: Error) => {
+      if (booted) return;
+      booted = true;
+      booting--;
+      bootFailed = true;
+      waiters.shift()?.fail(new HostError(`the VM worker failed to start: ${e.message}`, { cause: e }));
+    };
+    w.on('error', onBootFailure);
+    w.on('exit', (code) => {
+      onBootFailure(new Error(`it exited with code ${code}`));
+      all.delete(w);
+      const i = idle.indexOf(w);
+      if (i >= 0) idle.splice(i, 1);
+      checkGone();
+      refill();
+    });
+  };
+
+  /**
+   * Boots workers until each start waiting has one booting for it (it takes
+   * the first to boot), and those idle, booting or coming back cover `size`.
+   */
+  const refill = () => {
+    if (closed) return;
+    const warmth = bootFailed ? 0 : size;
+    while (booting < waiters.length || idle.length + booting + returning < warmth) spawn();
+  };
+
+  const acquire = (): Promise<Worker> => {
+    // The replacement of an idle worker taken here boots once this start is
+    // over (start() refills): booting it now would compete for the CPU with
+    // the very VM being built.
+    const w = idle.pop();
+    if (w) return Promise.resolve(w);
+    return new Promise<Worker>((take, fail) => {
+      waiters.push({ take, fail });
+      refill();
+    });
+  };
+
+  const pool: Pool = {
+    size,
+    async start(opts) {
+      const modules = checkOptions(opts, REGISTRY);
+      if (closed) throw new HostError('the pool is closed');
+      if (opts.signal?.aborted) return stoppedBeforeStart(opts.console === 'iterable');
+      const worker = await acquire();
+      if (opts.signal?.aborted) {
+        // Aborted while waiting for a worker: it never ran anything, keep it.
+        offer(worker);
+        return stoppedBeforeStart(opts.console === 'iterable');
+      }
+      worker.ref();
+      const input = workerInput(opts, modules);
+      let vm: Unikernel | null = null;
+      const stopper = () => vm?.stop();
+      stoppers.add(stopper);
+      const comesBack = !input.sandbox;
+      if (comesBack) returning++;
+      // The replacement boots once this VM has ended, or has run for
+      // REFILL_DELAY_MS: a short VM (a function call, a test) then never
+      // shares the CPU with a booting worker; a long one gets its
+      // replacement in the pool soon after it started.
+      let refilled = false;
+      const refillOnce = () => {
+        if (refilled) return;
+        refilled = true;
+        clearTimeout(delay);
+        refill();
+      };
+      const delay = setTimeout(refillOnce, REFILL_DELAY_MS);
+      delay.unref();
+      try {
+        vm = await launch(worker, input, opts, (reusable) => {
+          stoppers.delete(stopper);
+          if (comesBack) returning--;
+          if (reusable === true) offer(worker);
+          // false: its thread is confined and it ends itself; null: it is gone. Its exit refills too.
+          refillOnce();
+        });
+      } catch (e) {
+        refillOnce();
+        throw e;
+      }
+      // close() came while the VM was being built.
+      if (closed) vm.stop();
+      return vm;
+    },
+    warm() {
+      return new Promise<void>((r) => {
+        warmWaiters.push(r);
+        checkWarm();
+      });
+    },
+    close() {
+      if (!closed) {
+        closed = true;
+        for (const w of waiters.splice(0)) w.fail(new HostError('the pool is closed'));
+        for (const w of idle.splice(0)) void w.terminate();
+        for (const s of stoppers) s();
+        checkWarm();
+        warmWaiters = [];
+      }
+      return new Promise<void>((r) => {
+        goneWaiters.push(r);
+        checkGone();
+      });
+    },
+    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting, started: startedWorkers }),
+  };
+  // Booting starts now: the first start should find a worker ready.
+  refill();
+  return pool;
+}
+
+let defaultPool: Pool | null = null;
+
+/** The pool startUnikernel uses, created on first use. */
+export function sharedPool(): Pool {
+  defaultPool ??= createPool();
+  return defaultPool;
+}

@@ -27,7 +27,7 @@ const ADDON = join(ROOT, 'build', 'Release', 'ukvm_native.node');
 const ADDON_ASSET = 'ukvm_native.node';
 /** Node's SEA fuse: postject flips it so the binary looks for its blob. */
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
-export const LINKS = ['solo5-hvt', 'solo5-hvt-debug'];
+export const LINKS = ['solo5-hvt', 'solo5-hvt-debug', 'solo5-elftool'];
 /** Worker scripts the CLI starts, by path under dist/ (monitor/workers.ts); asset key `worker:PATH`. */
 const WORKERS = ['modules/gdb/socket-worker.js', 'modules/net/ring-worker.js'];
 

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureExe, EXE, EXE_DIR, EXE_SOLO5_HVT, EXE_SOLO5_HVT_DEBUG } from '../helpers/exe.js';
+import { ensureExe, EXE, EXE_DIR, EXE_SOLO5_ELFTOOL, EXE_SOLO5_HVT, EXE_SOLO5_HVT_DEBUG } from '../helpers/exe.js';
 import { BIN, guest } from '../helpers/tender.js';
 
 let dir = '';
@@ -31,8 +31,19 @@ function run(bin: string, args: readonly string[], extra: NodeJS.ProcessEnv = {}
 }
 
 describe('the self-contained executable', () => {
-  it('dist/exe holds the program and its two links, nothing else', () => {
-    expect(readdirSync(EXE_DIR).sort()).toEqual(['solo5-hvt', 'solo5-hvt-debug', 'ukvm-ts']);
+  it('dist/exe holds the program and its three links, nothing else', () => {
+    expect(readdirSync(EXE_DIR).sort()).toEqual(['solo5-elftool', 'solo5-hvt', 'solo5-hvt-debug', 'ukvm-ts']);
+  });
+
+  it('solo5-elftool: query-abi and query-manifest of a guest print what bin/ukvm-ts elftool prints; bad usage is status 1 as there', () => {
+    const kernel = guest('hello');
+    for (const args of [['query-abi', kernel], ['query-manifest', kernel], ['no-such-command']]) {
+      const want = run(BIN, ['elftool', ...args]);
+      const got = run(EXE_SOLO5_ELFTOOL, args);
+      expect(got.status, args.join(' ')).toBe(want.status);
+      expect(got.stdout, args.join(' ')).toBe(want.stdout);
+    }
+    expect(run(EXE_SOLO5_ELFTOOL, ['query-abi', kernel]).stdout).toContain('"type": "solo5.abi"');
   });
 
   it.each([['ukvm-ts', EXE], ['solo5-hvt', EXE_SOLO5_HVT], ['solo5-hvt-debug', EXE_SOLO5_HVT_DEBUG]])('%s --version: the same as bin/ukvm-ts by that name, status 0', (name, bin) => {

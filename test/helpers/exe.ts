@@ -12,6 +12,7 @@ export const EXE_DIR = join(ROOT, 'dist', 'exe');
 export const EXE = join(EXE_DIR, 'ukvm-ts');
 export const EXE_SOLO5_HVT = join(EXE_DIR, 'solo5-hvt');
 export const EXE_SOLO5_HVT_DEBUG = join(EXE_DIR, 'solo5-hvt-debug');
+export const EXE_SOLO5_ELFTOOL = join(EXE_DIR, 'solo5-elftool');
 
 /** Builds the executable unless it is fresh (build-exe.mjs --if-stale decides); throws with the build's output on failure. */
 export function ensureExe(): string {

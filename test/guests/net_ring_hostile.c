@@ -211,8 +211,11 @@ int guest_main(const struct hvt_boot_info *bi, const char *cmdline) {
     r->ent_tail++;
     hvt_mb();
     hvt_ring_kick();
-    /* The host publishes its own com_tail (tail + 1), not garbage + 1. */
-    while (r->com_tail == 0x12345678u) hvt_cpu_relax();
+    /* The host publishes its own com_tail (tail + 1), not garbage + 1, and
+     * its own ent_head; it stores them one after the other, so wait (up to
+     * 20 s) until both are rewritten before judging either. */
+    uint64_t deadline = hvt_monotonic_ns() + 20000000000ull;
+    while ((r->com_tail == 0x12345678u || r->ent_head == 0xdeadbeefu) && hvt_monotonic_ns() < deadline) hvt_cpu_relax();
     struct hvt_ring_commit *c = &r->commits[tail & HVT_RING_MASK];
     hvt_printf("host-fields: id_ok=%d ret=%d com_tail=%u expected=%u ent_head_ok=%d\n", c->id == id, c->ret, r->com_tail, tail + 1,
                r->ent_head == r->ent_tail);

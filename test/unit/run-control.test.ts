@@ -1,8 +1,8 @@
-// KvmRunControl.waitWritable over a fake binding (no KVM): it ends as soon as
+// HostRunControl.waitWritable over a fake binding (no KVM): it ends as soon as
 // the run is ending, and a pending debugger interrupt (the wake descriptor
 // stays readable) neither ends it nor makes it spin.
 import { describe, expect, it } from 'vitest';
-import { KvmRunControl } from '../../monitor/backend/kvm/wait-set.js';
+import { HostRunControl } from '../../monitor/backend/wait-set.js';
 import type { NativeBinding } from '../../native/binding.js';
 
 const WAKE = 7;
@@ -14,10 +14,10 @@ function fake(script: (fd: number, wake: number, ms: number) => number, state = 
     stopRequested: () => state.stop,
     waitWritable: (fd: number, wake: number, ms: number) => (calls.push([fd, wake, ms]), script(fd, wake, ms)),
   } as unknown as NativeBinding;
-  return { control: new KvmRunControl(b, { token: 1, wakeFd: WAKE }), calls, state };
+  return { control: new HostRunControl(b, { token: 1, wakeFd: WAKE }), calls, state };
 }
 
-describe('KvmRunControl.waitWritable', () => {
+describe('HostRunControl.waitWritable', () => {
   it('writable: true after one poll with the wake descriptor', () => {
     const f = fake(() => 1);
     expect(f.control.waitWritable(3, -1)).toBe(true);

@@ -6,7 +6,7 @@
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { vmmPlatform } from '../../monitor/backend/vmm/platform.js';
-import { VmmRunControl, VmmWaitSet } from '../../monitor/backend/vmm/wait-set.js';
+import { HostRunControl, HostWaitSet } from '../../monitor/backend/wait-set.js';
 import { VmRegistry } from '../../monitor/backend/vmm/vms.js';
 import { FREEBSD_HOST_SHAPE, VMM_EXIT, VMM_IOCTLS, vmmAbiProblems } from '../../native/binding/vmm.js';
 import { fake, KQ_FD, WAKE_FD } from './vmm-fake.js';
@@ -41,7 +41,7 @@ describe('vmmPlatform', () => {
   });
 });
 
-describe('VmmWaitSet', () => {
+describe('HostWaitSet over the FreeBSD binding', () => {
   it('holds the wake pipe under key −1, reports device keys only, restarts after a foreign signal', () => {
     const f = fake();
     const results = [-1, 2];
@@ -54,7 +54,7 @@ describe('VmmWaitSet', () => {
       },
     };
     const ids = { token: 1, wakeFd: WAKE_FD };
-    const ws = new VmmWaitSet(b, ids, new VmmRunControl(b, ids), 0);
+    const ws = new HostWaitSet(b, ids, new HostRunControl(b, ids), 0);
     ws.add(30, 3);
     expect(f.calls).toEqual(['waitsetCreate()', `waitsetAdd(${KQ_FD},${WAKE_FD},-1)`, `waitsetAdd(${KQ_FD},30,3)`]);
     expect(ws.wait(1e9)).toEqual([3]);

@@ -9,7 +9,7 @@ import type { Backend, BootState, FatalExit, Machine, PortEvents, RunControl, Vc
 import type { DebugVcpu } from '../debug.js';
 import { KvmDebug } from './debug.js';
 import { decodeExit, describeFatal } from './exits.js';
-import { KvmRunControl, KvmWaitSet } from './wait-set.js';
+import { HostRunControl, HostWaitSet } from '../wait-set.js';
 
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;
@@ -150,7 +150,7 @@ class KvmVcpu implements Vcpu {
     this.runView = new DataView(runArea);
     this.handle = { backend: 'kvm', token };
     this.ids = { token, wakeFd };
-    this.control = new KvmRunControl(b, this.ids);
+    this.control = new HostRunControl(b, this.ids);
     this.debug = new KvmDebug(b, fd, token);
   }
 
@@ -193,7 +193,7 @@ class KvmVcpu implements Vcpu {
   }
 
   createWaitSet(spinNs: number): WaitSet {
-    return new KvmWaitSet(this.b, this.ids, this.control, spinNs);
+    return new HostWaitSet(this.b, this.ids, this.control, spinNs);
   }
 
   describeFatal(kind: FatalExit, exit: VcpuExit): string {

@@ -22,7 +22,7 @@ import { VmmDebug } from './debug.js';
 import { decodeVmExit, describeVmmFatal, ioExit, isRingKick, otherExit, vmxLines, type VmmExit } from './exits.js';
 import { generalRegisterOps, specialRegisterOps, type VmmStateOp } from './registers.js';
 import type { VmRegistry } from './vms.js';
-import { VmmRunControl, VmmWaitSet } from './wait-set.js';
+import { HostRunControl, HostWaitSet } from '../wait-set.js';
 
 /** The first FreeBSD whose VM_RUN takes a pointer to a caller-owned exit (kern.osreldate of 14.0). */
 export const FREEBSD_14_OSRELDATE = 1400000;
@@ -145,7 +145,7 @@ class VmmVcpu implements Vcpu {
   ) {
     this.handle = { backend: 'vmm', token };
     this.ids = { token, wakeFd };
-    this.control = new VmmRunControl(b, this.ids);
+    this.control = new HostRunControl(b, this.ids);
     this.debug = new VmmDebug(b, vmFd, VCPU, token);
   }
 
@@ -217,7 +217,7 @@ class VmmVcpu implements Vcpu {
   }
 
   createWaitSet(spinNs: number): WaitSet {
-    return call('kqueue', () => new VmmWaitSet(this.b, this.ids, this.control, spinNs));
+    return call('kqueue', () => new HostWaitSet(this.b, this.ids, this.control, spinNs));
   }
 
   describeFatal(kind: FatalExit, exit: VcpuExit): string {

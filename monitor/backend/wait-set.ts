@@ -1,14 +1,17 @@
-// The vCPU's view of the run on FreeBSD, with the contracts of the Linux
-// kvm/wait-set.ts: POLL's kqueue wait set (native/freebsd/
-// host_waitset_freebsd.cc), which always holds the vCPU's wake pipe (written
-// by the SIGINT/SIGTERM handler and by stop requests), and the RunControl
-// that lets handlers waiting on the host give up once the run is ending.
-import type { FreebsdHostBinding, VmmBinding } from '../../../native/binding/vmm.js';
-import type { RunControl, WaitSet } from '../backend.js';
+// The vCPU's view of the run, for every backend whose host offers a wait set
+// over descriptors (Linux: epoll, native/host_waitset_linux.cc; FreeBSD:
+// kqueue, native/freebsd/host_waitset_freebsd.cc): POLL's wait set, which
+// always holds the vCPU's wake descriptor (an eventfd on Linux, a pipe on
+// FreeBSD, written by the SIGINT/SIGTERM handler and by stop requests), and
+// the RunControl that lets handlers waiting on the host give up once the run
+// is ending.
+import type { HostBinding } from '../../native/binding/host.js';
+import type { RunControl, WaitSet } from './backend.js';
 
-/** What the wait set and run control need of the FreeBSD binding. */
-export type WaitBinding = Pick<VmmBinding, 'stopRequested'> &
-  Pick<FreebsdHostBinding, 'pendingSignal' | 'waitWritable' | 'waitsetCreate' | 'waitsetAdd' | 'waitsetWait' | 'closeFd'>;
+/** What the wait set and run control need of a backend's native binding. */
+export type WaitBinding = Pick<HostBinding, 'pendingSignal' | 'waitWritable' | 'waitsetCreate' | 'waitsetAdd' | 'waitsetWait' | 'closeFd'> & {
+  stopRequested(token: number): boolean;
+};
 
 interface VcpuIds {
   readonly token: number;
@@ -18,7 +21,7 @@ interface VcpuIds {
 /** How often a wait that cannot watch the wake descriptor checks whether the run is ending. */
 const WAKELESS_SLICE_MS = 50;
 
-export class VmmRunControl implements RunControl {
+export class HostRunControl implements RunControl {
   constructor(
     private readonly b: WaitBinding,
     private readonly vcpu: VcpuIds,
@@ -50,8 +53,9 @@ export class VmmRunControl implements RunControl {
   }
 }
 
-export class VmmWaitSet implements WaitSet {
-  private readonly kq: number;
+export class HostWaitSet implements WaitSet {
+  /** The epoll or kqueue descriptor. */
+  private readonly ws: number;
   private readonly keys = new Int32Array(64);
   private devices = 0;
   private closed = false;
@@ -63,17 +67,17 @@ export class VmmWaitSet implements WaitSet {
     /** How long to check the devices without sleeping before blocking, ns. */
     private readonly spinNs: number,
   ) {
-    this.kq = b.waitsetCreate();
+    this.ws = b.waitsetCreate();
     try {
-      b.waitsetAdd(this.kq, vcpu.wakeFd, -1);
+      b.waitsetAdd(this.ws, vcpu.wakeFd, -1);
     } catch (e) {
-      b.closeFd(this.kq);
+      b.closeFd(this.ws);
       throw e;
     }
   }
 
   add(fd: number, key: number): void {
-    this.b.waitsetAdd(this.kq, fd, key);
+    this.b.waitsetAdd(this.ws, fd, key);
     this.devices++;
   }
 
@@ -82,17 +86,17 @@ export class VmmWaitSet implements WaitSet {
     // Spinning only helps when a device may become ready.
     const spin = this.devices ? this.spinNs : 0;
     const start = performance.now();
-    let n = b.waitsetWait(this.kq, timeoutNs, this.keys, spin);
+    let n = b.waitsetWait(this.ws, timeoutNs, this.keys, spin);
     // A signal that is not ours to act on (SIGWINCH, …) restarts the wait (§10.3).
     while (n < 0 && !this.control.ending()) {
       const left = timeoutNs - (performance.now() - start) * 1e6;
-      n = left > 0 ? b.waitsetWait(this.kq, left, this.keys, 0) : 0;
+      n = left > 0 ? b.waitsetWait(this.ws, left, this.keys, 0) : 0;
     }
     if (n < 0) return null;
     const out: number[] = [];
     for (let i = 0; i < n; i++) {
       const key = this.keys[i] as number;
-      if (key >= 0) out.push(key); // −1 is the wake pipe: the next VM_RUN reports why
+      if (key >= 0) out.push(key); // −1 is the wake descriptor: the next run of the vCPU reports why
     }
     return out;
   }
@@ -100,6 +104,6 @@ export class VmmWaitSet implements WaitSet {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.b.closeFd(this.kq);
+    this.b.closeFd(this.ws);
   }
 }

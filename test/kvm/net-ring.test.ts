@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleNetns, Netns, netUnavailableReason, type Proc, type ProcResult, type Tap } from '../helpers/netns.js';
 import { ensureExe } from '../helpers/exe.js';
+import { checkedPing, floodPing, quitGuest } from '../helpers/ping.js';
 import { describeKvm, guest, kvmAvailable, ROOT } from '../helpers/tender.js';
 
 const P = 'ukvm-ts: ';
@@ -53,54 +54,11 @@ function rebuildIfStale(name: string, deps: string[]): void {
 
 // ---- ping ----
 
-interface PingStats {
-  transmitted: number;
-  received: number;
-  summary: string;
-}
-
-function pingStats(r: ProcResult): PingStats {
-  const m = /(\d+) packets transmitted, (\d+) received([^\n]*)/.exec(r.stdout);
-  if (!m) throw new Error(`no ping summary:\n${r.stdout}${r.stderr}`);
-  return { transmitted: Number(m[1]), received: Number(m[2]), summary: `${m[0]} ${/rtt [^\n]*/.exec(r.stdout)?.[0] ?? ''}` };
-}
-
-/** A flood of `count` requests (-p: the payload pattern); ping counts corrupted replies and duplicates itself. */
-async function flood(ns: Netns, ip: string, count: number, extra: string[] = []): Promise<PingStats> {
-  const r = await ns.run('ping', ['-f', '-q', '-c', String(count), '-w', '900', ...extra, ip], 960_000);
-  const s = pingStats(r);
-  expect(s.summary).not.toMatch(/duplicates|corrupted|errors/);
-  expect({ received: s.received, status: r.status }).toEqual({ received: count, status: 0 });
-  return s;
-}
-
-/** Ordinary pings: ping then compares every payload byte of each reply ("wrong data byte"). */
-async function checked(ns: Netns, ip: string, count: number, size: number, pattern: string): Promise<void> {
-  const args = ['-c', String(count), '-i', '0.002', '-W', '5', '-w', '180', '-s', String(size), '-p', pattern, ip];
-  const r = await ns.run('ping', args, 300_000);
-  const what = `ping ${args.join(' ')}`;
-  expect(r.stdout, what).not.toMatch(/wrong data byte|BAD CHECKSUM|DUP!|truncated/);
-  const seqs = lines(r.stdout).flatMap((l) => {
-    const m = new RegExp(`^${size + 8} bytes from ${ip.replace(/\./g, '\\.')}: icmp_seq=(\\d+) `).exec(l);
-    return m ? [Number(m[1])] : [];
-  });
-  expect(seqs, `${what}\n${r.stdout}${r.stderr}`).toEqual(Array.from({ length: count }, (_, i) => i + 1));
-}
-
 // ---- guests ----
 
 async function started(t: Proc, re = /^net_(?:echo|two): ready$/m): Promise<Proc> {
   await t.waitFor(re, 90_000);
   return t;
-}
-
-async function quit(ns: Netns, t: Proc, ip: string): Promise<ProcResult> {
-  await ns.sendUdp(ip, 9, 'quit');
-  const r = await t.wait(90_000);
-  expect(r.timedOut, `the guest did not exit after "quit"\n${r.stdout}${r.stderr}`).toBe(false);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  return r;
 }
 
 /** Counters the guest prints at the end; the ones that must be 0 in a healthy run. */
@@ -153,13 +111,13 @@ describeNet('net ring: traffic through the ring (net_ring_echo, net_ring_two)', 
     // A ring read with nothing pending commits AGAIN with len 0; bad handles: reads EINVAL, writes skipped (no commit).
     expect(t.stdout).toContain('ring-read-empty(service): ret=1 len=0\n');
     for (const h of ['0x0', '0x2', '0x40', '0xffffffff']) expect(t.stdout).toContain(`ring-wrong-handle ${h}: read=2 len=0 write=0\n`);
-    const f = await flood(ns, tap.guestIp, 10_000);
-    console.log(`net_ring_echo flood: ${f.summary}`);
-    await flood(ns, tap.guestIp, 1_000, ['-s', '1472', '-p', 'c3a5']);
+    const f = await floodPing(ns, tap.guestIp, 10_000, [], 900);
+    console.log(`net_ring_echo flood: ${f.summary} ${f.rtt}`);
+    await floodPing(ns, tap.guestIp, 1_000, ['-s', '1472', '-p', 'c3a5'], 900);
     for (const [size, pattern] of [[1, 'ff'], [57, 'a5'], [1000, '0123456789abcdef'], [1472, 'fedcba9876543210']] as const) {
-      await checked(ns, tap.guestIp, 50, size, pattern);
+      await checkedPing(ns, tap.guestIp, 50, size, pattern, [], 180);
     }
-    const r = await quit(ns, t, tap.guestIp);
+    const r = await quitGuest(ns, t, tap.guestIp, 90_000);
     const c = expectClean(r.stdout);
     expect(Number(c.replies)).toBeGreaterThanOrEqual(10_000 + 1_000 + 200);
   });
@@ -171,9 +129,9 @@ describeNet('net ring: traffic through the ring (net_ring_echo, net_ring_two)', 
     const devs = lines(t.stdout).filter((l) => l.startsWith('net_two: dev='));
     expect(devs).toHaveLength(2);
     for (const l of devs) expect(l).toMatch(/ host_features=1 .* ring=1$/);
-    const [fa, fb] = await Promise.all([flood(ns, a.guestIp, 2_000, ['-p', 'aa55']), flood(ns, b.guestIp, 2_000, ['-p', '55aa'])]);
-    console.log(`net_ring_two floods: a ${fa.summary}; b ${fb.summary}`);
-    const r = await quit(ns, t, a.guestIp);
+    const [fa, fb] = await Promise.all([floodPing(ns, a.guestIp, 2_000, ['-p', 'aa55'], 900), floodPing(ns, b.guestIp, 2_000, ['-p', '55aa'], 900)]);
+    console.log(`net_ring_two floods: a ${fa.summary} ${fa.rtt}; b ${fb.summary} ${fb.rtt}`);
+    const r = await quitGuest(ns, t, a.guestIp, 90_000);
     expectClean(r.stdout);
     for (const dev of ['a', 'b']) {
       const m = new RegExp(`^dev ${dev}: replies=(\\d+)$`, 'm').exec(r.stdout);
@@ -185,8 +143,8 @@ describeNet('net ring: traffic through the ring (net_ring_echo, net_ring_two)', 
     const tap = ns.addTap({ mtu: 9000 });
     const t = libRun(ns, { kernel: ECHO, net: { service: tap.name }, netRing: 'on', args: [tap.guestIp] });
     await started(t);
-    for (const size of [4000, 8972]) await checked(ns, tap.guestIp, 20, size, '5a0f');
-    await checked(ns, tap.guestIp, 20, 100, '77');
+    for (const size of [4000, 8972]) await checkedPing(ns, tap.guestIp, 20, size, '5a0f', [], 180);
+    await checkedPing(ns, tap.guestIp, 20, 100, '77', [], 180);
     await ns.sendUdp(tap.guestIp, 9, 'quit');
     const r = await t.wait(90_000);
     const { exit, stats } = libEnd(r);
@@ -205,9 +163,9 @@ describeNet('net ring: traffic through the ring (net_ring_echo, net_ring_two)', 
     const t = await started(ns.spawnTender(['--mem=64', '--net-ring=off', `--net:service=${tap.name}`, ECHO, tap.guestIp]));
     const d = fields(t.stdout, /^net_echo: dev=/);
     expect({ hf: d.host_features, ring: d.ring, net_ring: d.net_ring, mem: d.mem_size }).toEqual({ hf: '0', ring: '0', net_ring: '0', mem: String(64 << 20) });
-    await flood(ns, tap.guestIp, 500);
-    await checked(ns, tap.guestIp, 20, 1000, 'a5');
-    expectClean((await quit(ns, t, tap.guestIp)).stdout);
+    await floodPing(ns, tap.guestIp, 500, [], 900);
+    await checkedPing(ns, tap.guestIp, 20, 1000, 'a5', [], 180);
+    expectClean((await quitGuest(ns, t, tap.guestIp, 90_000)).stdout);
   });
 });
 

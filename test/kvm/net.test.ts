@@ -19,6 +19,7 @@ import {
   type ProcResult,
   type Tap,
 } from '../helpers/netns.js';
+import { checkedPing, floodPing, quitGuest } from '../helpers/ping.js';
 import { BIN, describeKvm, guest, kvmAvailable, ROOT } from '../helpers/tender.js';
 
 const P = 'ukvm-ts: ';
@@ -102,65 +103,6 @@ function expectCleanCounters(c: Record<string, number>): void {
 
 // ---- ping ----
 
-interface PingStats {
-  transmitted: number;
-  received: number;
-  summary: string;
-  rtt: string;
-}
-
-function pingStats(r: ProcResult): PingStats {
-  const m = /(\d+) packets transmitted, (\d+) received([^\n]*)/.exec(r.stdout);
-  if (!m) throw new Error(`no ping summary:\n${r.stdout}${r.stderr}`);
-  return {
-    transmitted: Number(m[1]),
-    received: Number(m[2]),
-    summary: m[0],
-    rtt: /rtt [^\n]*/.exec(r.stdout)?.[0] ?? '',
-  };
-}
-
-/**
- * Flood ping (-f -q): ping checks the reply checksums itself (corrupted and
- * duplicates are counted). With -c and -w ping stops once `count` replies
- * came; a flood sends the next request after a reply or 10 ms, so on a loaded
- * machine it sends a few more than `count` — the guest answers those too, so
- * callers compare the guest's reply counter with the requests ping sent.
- */
-async function floodPing(ns: Netns, ip: string, count: number, extra: string[] = []): Promise<PingStats> {
-  const r = await ns.run('ping', ['-f', '-q', '-c', String(count), '-w', '600', ...extra, ip], 660_000);
-  const s = pingStats(r);
-  expect(s.summary).not.toMatch(/duplicates|corrupted|errors/);
-  expect({ received: s.received, status: r.status }).toEqual({ received: count, status: 0 });
-  expect(s.transmitted).toBeGreaterThanOrEqual(count);
-  return s;
-}
-
-/**
- * Ordinary (not quiet, not flood) pings: only then does ping compare every
- * payload byte of each reply with what it sent ("wrong data byte ...").
- */
-async function checkedPing(ns: Netns, ip: string, count: number, size: number, pattern?: string, extra: string[] = []): Promise<PingStats> {
-  // -w: ping stops once `count` replies came (or at the deadline). Without it
-  // ping gives the last replies only two round trips, which a loaded machine
-  // can exceed; with it, ping may send a few more while it waits, so the
-  // check is that requests 1..count were each answered once, in order.
-  const args = ['-c', String(count), '-i', '0.002', '-W', '5', '-w', '120', '-s', String(size), ...extra];
-  if (pattern !== undefined) args.push('-p', pattern);
-  const r = await ns.run('ping', [...args, ip], 300_000);
-  const what = `ping ${args.join(' ')} ${ip}`;
-  expect(r.stdout, what).not.toMatch(/wrong data byte|BAD CHECKSUM|DUP!|truncated|DIFFERENT ADDRESS/);
-  const seqs = lines(r.stdout).flatMap((l) => {
-    const m = new RegExp(`^${size + 8} bytes from ${ip.replace(/\./g, '\\.')}: icmp_seq=(\\d+) ttl=64`).exec(l);
-    return m ? [Number(m[1])] : [];
-  });
-  expect(seqs, `${what}\n${r.stdout}${r.stderr}`).toEqual(Array.from({ length: count }, (_, i) => i + 1));
-  const s = pingStats(r);
-  expect({ received: s.received, status: r.status }, what).toEqual({ received: count, status: 0 });
-  expect(s.transmitted, what).toBeGreaterThanOrEqual(count);
-  return s;
-}
-
 // ---- running guests ----
 
 /** Starts net_echo (or another guest) and waits until it is serving. */
@@ -170,17 +112,6 @@ async function startEcho(ns: Netns, args: string[]): Promise<Proc> {
   return t;
 }
 
-/** Sends the UDP "quit" to ip and returns the guest's result (it must exit 0 within a minute). */
-async function quit(ns: Netns, t: Proc, ip: string): Promise<ProcResult> {
-  await ns.sendUdp(ip, 9, 'quit');
-  const r = await t.wait(60_000);
-  expect(r.timedOut, `the guest did not exit after "quit"\n${r.stdout}${r.stderr}`).toBe(false);
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  return r;
-}
-
-/** The lladdr the host's neighbour table holds for ip on tap. */
 function neighbourMac(ns: Netns, tap: Tap, ip: string): string {
   const out = ns.ip('neigh', 'show', ip, 'dev', tap.name);
   return /lladdr ([0-9a-f:]{17})/.exec(out)?.[1] ?? `(none: ${out.trim()})`;
@@ -191,7 +122,7 @@ async function echoOnce(ns: Netns, tap: Tap, opts: string[]): Promise<{ r: ProcR
   const t = await startEcho(ns, [...opts, ECHO, tap.guestIp]);
   await checkedPing(ns, tap.guestIp, 3, 56);
   const neigh = neighbourMac(ns, tap, tap.guestIp);
-  const r = await quit(ns, t, tap.guestIp);
+  const r = await quitGuest(ns, t, tap.guestIp);
   const d = devLines(r.stdout);
   expect(d).toHaveLength(1);
   expectCleanCounters(counters(r.stdout));
@@ -255,7 +186,7 @@ describeNet('net: traffic (net_echo)', () => {
     for (const [count, size, pattern] of patterned) {
       sent += (await checkedPing(ns, tap.guestIp, count, size, pattern, ['-M', 'do'])).transmitted;
     }
-    const r = await quit(ns, t, tap.guestIp);
+    const r = await quitGuest(ns, t, tap.guestIp);
     const c = counters(r.stdout);
     expectCleanCounters(c);
     expect(c.replies).toBe(sent);
@@ -275,7 +206,7 @@ describeNet('net: traffic (net_echo)', () => {
     for (const [mem, size] of cases) {
       const tap = ns.addTap();
       const t = await startEcho(ns, [...mem, `--net:service=${tap.name}`, ECHO, tap.guestIp]);
-      const r = await quit(ns, t, tap.guestIp);
+      const r = await quitGuest(ns, t, tap.guestIp);
       const d = devLines(r.stdout);
       expect(d).toEqual([
         expect.objectContaining({ dev: 'service', handle: 1, mtu: 1500, ip: tap.guestIp, mem_size: size, host_features: 0, net_ring: 0, attached: 1 }),
@@ -325,7 +256,7 @@ describeNet('net: traffic (net_echo)', () => {
     // down and the kernel flushes them.
     const neighA = neighbourMac(ns, a, a.guestIp);
     const neighB = neighbourMac(ns, b, b.guestIp);
-    const r = await quit(ns, t, a.guestIp);
+    const r = await quitGuest(ns, t, a.guestIp);
     const d = devLines(r.stdout);
     expect(d.map((x) => [x.dev, x.handle, x.ip, x.mtu, x.attached])).toEqual([
       ['a', 1, a.guestIp, 1500, 1],
@@ -349,7 +280,7 @@ describeNet('net: traffic (net_echo)', () => {
     const p2 = await checkedPing(ns, tap.guestIp, 20, 8972, 'e1d2c3b4', ['-M', 'do']);
     const big = await floodPing(ns, tap.guestIp, 500, ['-s', '8972', '-M', 'do']);
     console.log(`net_echo flood (8972-byte payloads, MTU 9000): ${big.summary}\n  ${big.rtt}`);
-    const r = await quit(ns, t, tap.guestIp);
+    const r = await quitGuest(ns, t, tap.guestIp);
     const c = counters(r.stdout);
     expectCleanCounters(c);
     expect(c.replies).toBe(p1.transmitted + p2.transmitted + big.transmitted);
@@ -451,7 +382,7 @@ describeNet('net: other ways to attach', () => {
     await t.waitFor(/^net_echo: ready$/m, 60_000);
     const p = await checkedPing(ns, tap.guestIp, 50, 3000, '0ff0', ['-M', 'do']);
     const f = await floodPing(ns, tap.guestIp, 1_000);
-    const r = await quit(ns, t, tap.guestIp);
+    const r = await quitGuest(ns, t, tap.guestIp);
     const d = devLines(r.stdout);
     expect(d[0]?.mtu).toBe(4000);
     expect(d[0]?.attached).toBe(1);
@@ -565,11 +496,11 @@ describeNet('net: option errors', () => {
     const first = await startEcho(ns, [`--net:service=${tap.name}`, ECHO, tap.guestIp]);
     await attachFails(tap.name, 'Device or resource busy');
     await checkedPing(ns, tap.guestIp, 5, 56);
-    await quit(ns, first, tap.guestIp);
+    await quitGuest(ns, first, tap.guestIp);
     // Once the first has exited the tap is free again.
     const again = await startEcho(ns, [`--net:service=${tap.name}`, ECHO, tap.guestIp]);
     await checkedPing(ns, tap.guestIp, 5, 56);
-    await quit(ns, again, tap.guestIp);
+    await quitGuest(ns, again, tap.guestIp);
   }, 180_000);
 
   it.each(['zz', '00:11:22:33:44', '00:11:22:33:44:5g', '', '00-11-22-33-44-55', '00:11::33:44:55'])(

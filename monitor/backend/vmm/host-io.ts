@@ -14,6 +14,7 @@ export function freebsdHostIo(b: FreebsdHostBinding & Pick<VmmBinding, 'diskSize
     pwriteAll: (fd, bytes, position) => b.pwriteAll(fd, bytes, position),
     sizeOf: (fd) => b.diskSize(fd),
     close: (fd) => b.closeFd(fd),
+    openFile: (path, mode) => b.openFile(path, mode === 'r+'),
     openTap: (name) => b.tapAttach(name),
     tapName: (fd) => b.tapName(fd),
     mtu: (iface) => b.ifMtu(iface),

@@ -24,7 +24,7 @@ import { hostBroker, type HostRequest } from './broker.js';
 import { vmGrants } from './grants.js';
 import { launch, workerInput } from './launch.js';
 import { checkOptions, type UnikernelOptions } from './options.js';
-import type { WorkerBoot, WorkerMessage } from './shared.js';
+import type { WorkerBoot, WorkerJob, WorkerMessage } from './shared.js';
 import type { Unikernel } from './types.js';
 import { stoppedBeforeStart } from './unstarted.js';
 
@@ -67,6 +67,9 @@ export interface Pool {
  */
 export const WORKER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 32 };
 
+/** How long a retired worker may take to end by itself before it is terminated. */
+const RETIRE_TIMEOUT_MS = 2000;
+
 /** How long a new VM runs before its worker's replacement starts booting (see start()). */
 const REFILL_DELAY_MS = 50;
 
@@ -89,6 +92,8 @@ export function createPool(options: PoolOptions = {}): Pool {
   const limits = options.resourceLimits ?? WORKER_LIMITS;
 
   const all = new Set<Worker>();
+  /** Workers told to end (retire), not yet gone. */
+  const ending = new Set<Worker>();
   const idle: Slot[] = [];
   /** Starts waiting for a worker; `confinedBuild`: a confined one will do. */
   const waiters: { confinedBuild: boolean; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
@@ -110,11 +115,34 @@ export function createPool(options: PoolOptions = {}): Pool {
     if (all.size === 0) for (const w of goneWaiters.splice(0)) w();
   };
 
+  /**
+   * Ends a worker that is not running a VM: it closes what it holds for its
+   * whole life (/dev/kvm) and lets its thread end. terminate() would leave
+   * that descriptor open; it is only the fallback for a worker that does not
+   * end by itself.
+   */
+  const retire = (slot: Slot) => {
+    const w = slot.worker;
+    if (ending.has(w)) return;
+    ending.add(w);
+    // Until it is gone the process waits for it, as it would for terminate():
+    // close() resolves only then.
+    w.ref();
+    try {
+      w.postMessage({ type: 'end' } satisfies WorkerJob);
+    } catch {
+      // Its port is gone: terminate below.
+    }
+    const t = setTimeout(() => void w.terminate(), RETIRE_TIMEOUT_MS);
+    t.unref();
+    w.once('exit', () => clearTimeout(t));
+  };
+
   /** Gives a booted or freed worker to a waiting start it suits, or keeps it idle, or ends it. */
   const offer = (slot: Slot) => {
     const w = slot.worker;
     if (closed) {
-      void w.terminate();
+      retire(slot);
       return;
     }
     const i = waiters.findIndex((x) => x.confinedBuild || !slot.confined);
@@ -125,7 +153,7 @@ export function createPool(options: PoolOptions = {}): Pool {
       idle.push(slot);
       checkWarm();
     } else {
-      void w.terminate();
+      retire(slot);
     }
   };
 
@@ -167,6 +195,7 @@ export function createPool(options: PoolOptions = {}): Pool {
     w.on('exit', (code) => {
       onBootFailure(new Error(`it exited with code ${code}`));
       all.delete(w);
+      ending.delete(w);
       slot.replies.close();
       const i = idle.indexOf(slot);
       if (i >= 0) idle.splice(i, 1);
@@ -272,7 +301,7 @@ export function createPool(options: PoolOptions = {}): Pool {
       if (!closed) {
         closed = true;
         for (const w of waiters.splice(0)) w.fail(new HostError('the pool is closed'));
-        for (const s of idle.splice(0)) void s.worker.terminate();
+        for (const s of idle.splice(0)) retire(s);
         for (const s of stoppers) s();
         checkWarm();
         warmWaiters = [];
@@ -282,7 +311,7 @@ export function createPool(options: PoolOptions = {}): Pool {
         checkGone();
       });
     },
-    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting, started: startedWorkers }),
+    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting - ending.size, started: startedWorkers }),
   };
   // Booting starts now: the first start should find a worker ready.
   refill();

@@ -66,7 +66,10 @@ export interface WorkerInput {
 }
 
 /** The caller's thread to a worker. */
-export type WorkerJob = { type: 'job'; input: WorkerInput };
+export type WorkerJob =
+  | { type: 'job'; input: WorkerInput }
+  /** End when idle: close what the worker holds (/dev/kvm) and let the thread end. */
+  | { type: 'end' };
 
 export type WorkerMessage =
   /** The worker has loaded its code and waits for a job (sent once, at boot). */

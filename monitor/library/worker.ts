@@ -97,6 +97,10 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
   try {
     backend ??= host.openBackend();
     if (input.confinedBuild && !confined) {
+      // A confined thread cannot import: first the code of every module a
+      // confined build can need (the console and each device module; a
+      // debugger or dumpcore makes a build unconfined).
+      await Promise.all(boot.modules.filter((o) => o.always || o.serves.length > 0).map((o) => descriptor(o.name)));
       host.sandbox.enter('thread');
       confined = true;
     }
@@ -169,10 +173,19 @@ await runJob({
 buildFilter('thread', { pid: process.pid });
 
 port.on('message', (m: WorkerJob) => {
+  if (m.type === 'end') {
+    backend?.close();
+    backend = null;
+    port.close();
+    return;
+  }
   void runJob(m.input, toCaller).then((reusable) => {
     toCaller({ type: 'free', reusable, confined });
     // Nothing else holds the event loop: the thread ends as it did before pools.
-    if (!reusable) port.close();
+    if (!reusable) {
+      backend?.close();
+      port.close();
+    }
   });
 });
 toCaller({ type: 'idle' });

@@ -122,6 +122,7 @@ export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'
     diskSize: (fd) => rec('diskSize', [fd], () => 1n << 20n),
     // Host.
     closeFd: (fd) => rec('closeFd', [fd], none),
+    openFile: (path, writable) => rec('openFile', [path, writable], () => 9),
     strerror: (e) => `error ${e}`,
     writeFd: (fd, bytes) => rec('writeFd', [fd, [...bytes].join(' ')], () => bytes.length),
     readFd: () => -1,

@@ -2,9 +2,10 @@
 // thread: the kick's descriptors and their binding to port 0x600 (Linux: an
 // eventfd and KVM_IOEVENTFD; FreeBSD vmm: a pipe the vCPU loop writes —
 // PortEvents hides which), then the I/O thread (ring-worker.ts), started and
-// seen RUNNING during set-up, before the sandbox and the first KVM_RUN. Each step that fails prints its warning and
-// falls back to the hypercalls (which stay registered either way); only when
-// all succeed does boot info advertise the ring. The thread is stopped and
+// seen RUNNING during set-up, before the sandbox and the first KVM_RUN. Each
+// step that fails prints its warning and falls back to the hypercalls (which
+// stay registered either way); only when all succeed does boot info
+// advertise the ring. The thread is stopped and
 // joined at HALT, when the VM is closed, and as the process exits (a SIGTERM
 // ends the CLI with process.exit, which would otherwise wait for a thread
 // asleep in read(2) forever).

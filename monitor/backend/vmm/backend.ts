@@ -4,7 +4,8 @@
 // (registers.ts), the VM_RUN loop for FreeBSD 13 and 14, and hw.vmm.destroy
 // on every way out: close(), a failure while building, the process exiting
 // (vms.ts), and — for SIGKILL or capability mode — the reaper process the
-// addon starts right after the VM exists. Exits are decoded in exits.ts.
+// addon starts right after the VM exists. Exits are decoded in exits.ts; the
+// net ring's kick (a pipe written on each OUT to 0x600) is kick.ts.
 import {
   type FreebsdNativeBinding,
   type RunAbi,

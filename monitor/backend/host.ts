@@ -40,6 +40,4 @@ export interface HostIo {
   adopt(fd: number): void;
   /** Stores the wall clock (CLOCK_REALTIME) in ns as a little-endian u64 in bytes[0..8). */
   realtimeInto(bytes: Uint8Array): void;
-  /** A new blocking eventfd (counter 0, close-on-exec): read(2) sleeps until someone adds to it. */
-  eventfd(): number;
 }

@@ -13,7 +13,7 @@ function recordingHost(calls: string[]): HostIo {
     throw new Error('not for the broker');
   };
   return {
-    write: fail, read: fail, preadAll: fail, pwriteAll: fail, sizeOf: fail, close: fail, realtimeInto: fail, eventfd: fail,
+    write: fail, read: fail, preadAll: fail, pwriteAll: fail, sizeOf: fail, close: fail, realtimeInto: fail,
     openFile(path, mode) {
       calls.push(`openFile ${path} ${mode}`);
       if (path === '/missing') throw Object.assign(new Error('open: No such file or directory'), { errno: 2, code: 'ENOENT', syscall: 'open' });

@@ -18,6 +18,7 @@ import {
 import { NO_SANDBOX_WARNING, sandboxStep, UNCONFINED_WARNINGS } from '../../monitor/sandbox/step.js';
 import { createVm } from '../../monitor/vm/compose.js';
 import { HALT_STRUCT_GPA, kernel } from '../helpers/elf-builder.js';
+import { NO_PORT_EVENTS } from '../helpers/no-port-events.js';
 
 const PID = 4242;
 const SCOPES: Scope[] = ['process', 'thread'];
@@ -319,7 +320,7 @@ describe('createVm: the sandbox step runs once, after set-up, before the first e
       createMachine: (size) => ({
         memory: new ArrayBuffer(size),
         share: () => new SharedArrayBuffer(size),
-        portEvents: { available: false, attach() {}, detach() {} },
+        portEvents: NO_PORT_EVENTS,
         protect() {},
         close() {},
         createVcpu: (): Vcpu => ({

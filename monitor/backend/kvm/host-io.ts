@@ -21,6 +21,5 @@ export function linuxHostIo(b: NativeBinding): HostIo {
       b.checkPollable(fd);
     },
     realtimeInto: (bytes) => b.realtimeInto(bytes, 0),
-    eventfd: () => b.eventfdCreate(),
   };
 }

@@ -44,7 +44,7 @@ describeKvm(`${COUNT} idle unikernels in one process`, () => {
     expect(vms.length).toBe(COUNT);
     // All asleep in POLL at once: each has made its POLL (its "idle" line
     // comes first, and reaches this thread while the guest goes on to POLL).
-    const polled = () => vms.filter((vm) => vm.stats().hypercalls.POLL >= 1).length;
+    const polled = () => vms.filter((vm) => (vm.stats().hypercalls.POLL ?? 0) >= 1).length;
     for (let i = 0; i < 100 && polled() < COUNT; i++) await new Promise((r) => setTimeout(r, 50));
     expect(polled()).toBe(COUNT);
     expect(kvmFds()).toBeGreaterThanOrEqual(before + 2 * COUNT); // a VM and a vCPU each

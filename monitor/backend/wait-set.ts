@@ -6,12 +6,13 @@
 // the RunControl that lets handlers waiting on the host give up once the run
 // is ending.
 import type { HostBinding } from '../../native/binding/host.js';
+import type { SchedBinding } from '../../native/binding/sched.js';
 import type { RunControl, WaitSet } from './backend.js';
 
-/** What the wait set and run control need of a backend's native binding. */
+/** What the wait set and run control need of a backend's native binding (watching: Linux only). */
 export type WaitBinding = Pick<HostBinding, 'pendingSignal' | 'waitWritable' | 'waitsetCreate' | 'waitsetAdd' | 'waitsetWait' | 'closeFd'> & {
   stopRequested(token: number): boolean;
-};
+} & Partial<Pick<SchedBinding, 'waitsetWatcher' | 'waitsetWatch' | 'waitsetCancel' | 'waitsetUnwatch'>>;
 
 interface VcpuIds {
   readonly token: number;
@@ -59,6 +60,11 @@ export class HostWaitSet implements WaitSet {
   private readonly keys = new Int32Array(64);
   private devices = 0;
   private closed = false;
+  /** The event-loop watcher of ws (made on first need), and the watch armed on it. */
+  private watcher = -1;
+  private onReady: (() => void) | undefined;
+  readonly watch?: (onReady: () => void) => () => void;
+  readonly prepareWatch?: () => void;
 
   constructor(
     private readonly b: WaitBinding,
@@ -74,6 +80,35 @@ export class HostWaitSet implements WaitSet {
       b.closeFd(this.ws);
       throw e;
     }
+    if (b.waitsetWatcher && b.waitsetWatch && b.waitsetCancel && b.waitsetUnwatch) {
+      this.prepareWatch = () => this.watcherId();
+      this.watch = (onReady) => this.startWatch(onReady);
+    }
+  }
+
+  private watcherId(): number {
+    if (this.closed) throw new Error('wait set is closed');
+    if (this.watcher < 0) {
+      this.watcher = this.b.waitsetWatcher!(this.ws, () => {
+        const fn = this.onReady;
+        this.onReady = undefined;
+        fn?.();
+      });
+    }
+    return this.watcher;
+  }
+
+  private startWatch(onReady: () => void): () => void {
+    if (this.onReady) throw new Error('wait set is already watched');
+    const id = this.watcherId();
+    this.onReady = onReady;
+    this.b.waitsetWatch!(id);
+    return () => {
+      // Only this watch: a later one must not be cancelled by a stale cancel.
+      if (this.onReady !== onReady) return;
+      this.onReady = undefined;
+      this.b.waitsetCancel!(id);
+    };
   }
 
   add(fd: number, key: number): void {
@@ -104,6 +139,9 @@ export class HostWaitSet implements WaitSet {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // The watcher first: libuv must not watch a descriptor number that may be reused.
+    this.onReady = undefined;
+    if (this.watcher >= 0) this.b.waitsetUnwatch!(this.watcher);
     this.b.closeFd(this.ws);
   }
 }

@@ -5,8 +5,8 @@
 // watched from the event loop and a timer covers the POLL's timeout,
 // whichever comes first cancels the other and completes the POLL. A guest
 // that computes without exits is preempted by the platform's lane (a
-// watchdog thread interrupts its vCPU at the end of its slice), armed only
-// while another VM waits for the thread. A stop (platform().stop(handle))
+// watchdog thread interrupts its vCPU at the end of its slice). A VM alone on
+// the scheduler gets longer slices (the loop still turns, for new jobs). A stop (platform().stop(handle))
 // reaches one vCPU and ends only that VM, whatever its state: running (the
 // vCPU leaves the guest), runnable (its next slice ends at once) or blocked
 // (the wake descriptor fires its watch).
@@ -124,7 +124,9 @@ export class VmScheduler {
 
   private slice(e: Entry): void {
     const vm = e.vm;
-    const alone = this.queue.length === 0;
+    // Alone means no other VM at all: a blocked one still needs the event
+    // loop soon (its timer, its devices), so it shortens the slice too.
+    const alone = this.entries.size === 1;
     const sliceMs = alone ? this.aloneSliceMs : this.sliceMs;
     e.state = 'running';
     const cpu0 = this.platform.cpuTimeNs(vm.handle);

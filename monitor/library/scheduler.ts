@@ -174,10 +174,11 @@ export class VmScheduler {
       // the wake descriptor alone woke us (someone's interrupt(), as a
       // debugger's; vm.run() ends that POLL early too, and the interrupt
       // stays pending for the next slice to report).
-      const keys = vm.control.ending() ? [] : (vm.waitSet.wait(0) ?? []);
       try {
-        vm.completePoll(keys);
+        vm.completePoll(vm.control.ending() ? [] : (vm.waitSet.wait(0) ?? []));
       } catch (err) {
+        // A hostile guest (its POLL structure checked again) or a VM closed
+        // under the scheduler: this VM ends, nothing else does.
         return this.end(e, () => e.reject(err));
       }
       e.state = 'runnable';

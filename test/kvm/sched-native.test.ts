@@ -205,6 +205,31 @@ describe('preemption lanes', () => {
     b.laneFree(again);
   });
 
+  it('a thread that ends without freeing its lanes gives them back', async () => {
+    const free = () => {
+      const lanes: number[] = [];
+      try {
+        for (;;) lanes.push(b.laneCreate());
+      } catch {
+        // all taken
+      }
+      for (const l of lanes) b.laneFree(l);
+      return lanes.length;
+    };
+    const before = free();
+    const addon = (await import('../../native/binding/load.js')).addonPath('ukvm_native');
+    const worker = new Worker(
+      `const b = require(${JSON.stringify(addon)});
+       for (let i = 0; i < 3; i++) b.laneArm(b.laneCreate(), 1, 1e12);
+       require('node:worker_threads').parentPort.postMessage('made');`,
+      { eval: true },
+    );
+    await new Promise((r) => worker.once('message', r));
+    expect(free()).toBe(before - 3);
+    await new Promise((r) => worker.once('exit', r));
+    expect(free()).toBe(before);
+  });
+
   it('there are 64 lanes; the 65th is refused until one is freed', () => {
     const lanes: number[] = [];
     try {

@@ -39,7 +39,12 @@ interface Entry {
   reject(e: unknown): void;
   cancelWatch?: (() => void) | undefined;
   timer?: NodeJS.Timeout | undefined;
+  /** While blocked: when its POLL times out (performance.now() time). */
+  deadlineMs: number;
 }
+
+/** The shortest slice, ms: about the preemption watchdog's resolution. */
+const MIN_SLICE_MS = 1;
 
 /** setTimeout's longest delay; longer POLL timeouts re-arm the timer. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -81,7 +86,7 @@ export class VmScheduler {
       return Promise.reject(e);
     }
     return new Promise<RunOutcome>((resolve, reject) => {
-      const e: Entry = { vm, state: 'runnable', resolve, reject };
+      const e: Entry = { vm, state: 'runnable', resolve, reject, deadlineMs: Infinity };
       this.cpu.set(vm, 0);
       this.entries.set(vm, e);
       this.queue.push(e);
@@ -127,10 +132,13 @@ export class VmScheduler {
     // Alone means no other VM at all: a blocked one still needs the event
     // loop soon (its timer, its devices), so it shortens the slice too.
     const alone = this.entries.size === 1;
-    const sliceMs = alone ? this.aloneSliceMs : this.sliceMs;
+    const now = performance.now();
+    // A slice ends by the time a blocked VM's POLL times out (not shorter
+    // than MIN_SLICE_MS, about the watchdog's resolution), so it wakes on time.
+    const sliceMs = alone ? this.aloneSliceMs : Math.max(MIN_SLICE_MS, Math.min(this.sliceMs, this.nextTimeout() - now));
     e.state = 'running';
     const cpu0 = this.platform.cpuTimeNs(vm.handle);
-    const deadline = performance.now() + sliceMs;
+    const deadline = now + sliceMs;
     this.lane?.arm(vm.handle, sliceMs * 1e6);
     let outcome;
     try {
@@ -156,6 +164,13 @@ export class VmScheduler {
     }
   }
 
+  /** The earliest POLL timeout among blocked VMs. */
+  private nextTimeout(): number {
+    let t = Infinity;
+    for (const e of this.entries.values()) if (e.state === 'blocked' && e.deadlineMs < t) t = e.deadlineMs;
+    return t;
+  }
+
   private account(e: Entry, cpu0: number): void {
     const cpu1 = this.platform.cpuTimeNs(e.vm.handle);
     if (cpu0 >= 0 && cpu1 >= cpu0) this.cpu.set(e.vm, (this.cpu.get(e.vm) ?? 0) + cpu1 - cpu0);
@@ -163,6 +178,7 @@ export class VmScheduler {
 
   private block(e: Entry, deadlineMs: number): void {
     e.state = 'blocked';
+    e.deadlineMs = deadlineMs;
     const vm = e.vm;
     const wake = () => {
       e.cancelWatch?.();

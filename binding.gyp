@@ -21,7 +21,8 @@
       "native/freebsd/host_signals_freebsd.cc",
       "native/freebsd/host_waitset_freebsd.cc",
       "native/freebsd/host_tap_freebsd.cc",
-      "native/freebsd/host_disk_freebsd.cc"
+      "native/freebsd/host_disk_freebsd.cc",
+      "native/guest_mapping.cc"
     ]
   },
   "target_defaults": {

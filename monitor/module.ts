@@ -7,7 +7,7 @@
 import type { HypercallNr } from './abi/constants.js';
 import type { PortEvents, RunControl, SandboxScope, VcpuExit, VcpuHandle } from './backend/backend.js';
 import type { DebugVcpu } from './backend/debug.js';
-import type { HostIo } from './backend/host.js';
+import type { FileMode, HostIo } from './backend/host.js';
 import type { DeviceType, Manifest } from './kernel/manifest.js';
 import type { CheckedMemory } from './vm/memory.js';
 import type { DebugMemory } from './vm/debug-memory.js';
@@ -119,6 +119,16 @@ export interface Module {
 /** What a module needs of the sandbox (Module.sandbox). */
 export type SandboxNeed = 'skip' | 'debugger' | undefined;
 
+/** Host resources a library VM's modules open (ModuleDescriptor.grants). */
+export interface HostGrants {
+  /** Files opened with HostIo.openFile, and how. */
+  readonly files?: readonly { path: string; mode: FileMode }[];
+  /** Tap interfaces opened by name (HostIo.openTap; their MTU and offloads too). */
+  readonly taps?: readonly string[];
+  /** Inherited descriptors adopted (HostIo.adopt; their interface's name, MTU and offloads too). */
+  readonly fds?: readonly number[];
+}
+
 /** An option of startUnikernel that a module serves. */
 export interface LibraryOption {
   /** Its name in the options object, e.g. "block". */
@@ -140,6 +150,15 @@ export interface ModuleDescriptor {
     readonly separateValue?: readonly string[];
   };
   readonly library: readonly LibraryOption[];
+  /**
+   * What a VM's module may have the embedding program's thread open for it,
+   * from its startUnikernel options (already checked): a library worker that
+   * is confined builds VMs too, and asks that thread for these through
+   * library/broker.ts. 'unconfined': these options need a worker thread that
+   * is not confined while the VM is built (a listening socket, a thread of
+   * the module's own, a file created later). Absent: the module opens nothing.
+   */
+  grants?(options: Readonly<Record<string, unknown>>): HostGrants | 'unconfined';
   /**
    * A fresh module for one VM. `options` holds this module's startUnikernel
    * options (already checked), empty on the command line.

@@ -22,12 +22,12 @@ void RegisterVcpu(Napi::Env, Napi::Object) {}
 void RegisterVcpuDebug(Napi::Env, Napi::Object) {}
 void RegisterSeccomp(Napi::Env, Napi::Object) {}
 void RegisterRing(Napi::Env, Napi::Object) {}
-void RegisterGuestMapping(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
 void RegisterWaitWatch(Napi::Env, Napi::Object) {}
 void RegisterLanes(Napi::Env, Napi::Object) {}
 #endif
 #if !defined(__linux__) && !defined(__FreeBSD__)
+void RegisterGuestMapping(Napi::Env, Napi::Object) {}
 void RegisterSignals(Napi::Env, Napi::Object) {}
 void RegisterWaitset(Napi::Env, Napi::Object) {}
 void RegisterTap(Napi::Env, Napi::Object) {}

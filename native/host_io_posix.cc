@@ -1,11 +1,13 @@
 // Plain descriptor I/O on guest-memory views, cheaper than fs.writeSync's
 // JavaScript validation on the hypercall path (the views are checked in
 // TypeScript before they get here): read, write, positional transfers, the
-// size of a file, close, and the C library's strerror.
+// size of a file, close, opening a file, and the C library's strerror.
 #include "native_util.h"
 
 #include <cstdint>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,6 +179,41 @@ static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// openFile(path, writable): open(2) of an existing file, read-only or
+// read/write, close-on-exec; a directory is refused with EISDIR whatever the
+// mode (a read-only open of one would succeed). Native rather than Node's fs
+// so that the one close(2) that ends it (closeFd) is the only one: in a
+// worker thread Node tracks the descriptors its fs opened and closes them
+// again when the thread ends.
+static Napi::Value OpenFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsBoolean()) {
+    ThrowType(env, "expected (path, writable)");
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (path.find('\0') != std::string::npos) {
+    ThrowErrno(env, "open", EINVAL);
+    return env.Undefined();
+  }
+  int flags = (info[1].As<Napi::Boolean>().Value() ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  int fd;
+  do {
+    fd = open(path.c_str(), flags);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    ThrowErrno(env, "open", errno);
+    return env.Undefined();
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    close(fd);
+    ThrowErrno(env, "open", EISDIR);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 void RegisterIo(Napi::Env env, Napi::Object exports) {
   exports.Set("strerror", Napi::Function::New(env, StrError));
   exports.Set("preadAll", Napi::Function::New(env, Transfer<false>));
@@ -185,6 +222,7 @@ void RegisterIo(Napi::Env env, Napi::Object exports) {
   exports.Set("writeFd", Napi::Function::New(env, WriteFd));
   exports.Set("readFd", Napi::Function::New(env, ReadFd));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("openFile", Napi::Function::New(env, OpenFile));
   exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("realtimeInto", Napi::Function::New(env, RealtimeInto));
 }

@@ -6,6 +6,7 @@
 // numbers, pinned to FreeBSD's headers, are native/freebsd/fbsd_sys.h.
 #include "native_util.h"
 #include "freebsd/fbsd_sys.h"
+#include "guest_mapping.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -116,14 +117,10 @@ static Napi::Value MmapMemseg(const Napi::CallbackInfo& info) {
   return Ok(info);
 }
 
-static void Unmap(Napi::Env, void* data, size_t* len) {
-  munmap(data, *len);
-  delete len;
-}
-
 // vmMapGuest(fd, length): mmap of the VM descriptor at offset 0 (guest
-// physical 0), shared, read/write: the host's view of guest RAM, unmapped
-// when the ArrayBuffer is collected.
+// physical 0), shared, read/write: the host's view of guest RAM, as a
+// reference-counted guest mapping (guest_mapping.h) so that the net ring's
+// thread can share it (shareMemory); unmapped when its last holder goes.
 static Napi::Value MapGuest(const Napi::CallbackInfo& info) {
   int fd;
   uint64_t len;
@@ -134,7 +131,7 @@ static Napi::Value MapGuest(const Napi::CallbackInfo& info) {
   }
   void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) return Fail(info, "mmap", errno);
-  return Napi::ArrayBuffer::New(info.Env(), p, len, Unmap, new size_t(len));
+  return GuestMappingBuffer(info.Env(), p, len);
 }
 
 // vmProtect(memory, offset, length, prot): mprotect of a page-aligned range

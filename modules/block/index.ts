@@ -1,7 +1,6 @@
 // Block module (docs/abi.md §11): attaches files and host block devices to
 // the manifest's BLOCK_BASIC entries and serves BLOCK_WRITE / BLOCK_READ.
 // Every option is checked and every device opened before the VM is built.
-import { closeSync, openSync } from 'node:fs';
 import { Hypercall } from '../../monitor/abi/constants.js';
 import { declaredIndex, onlyDevice, perDevice, perDeviceOption, requireDeclared } from '../../monitor/devices.js';
 import { ConfigError, HostError, invalidOption, withErrno } from '../../monitor/errors.js';
@@ -28,6 +27,7 @@ export const blockModule: ModuleDescriptor = {
     perDeviceOption('block', (v) => typeof v === 'string' && v.length > 0, 'a path'),
     perDeviceOption('blockSectorSize', (v) => Number.isInteger(v), 'an integer'),
   ],
+  grants: (options) => ({ files: Object.values(perDevice<string>(options, 'block')).map((path) => ({ path, mode: 'r+' as const })) }),
   create: (options, env) => block(perDevice(options, 'block'), perDevice(options, 'blockSectorSize'), env),
 };
 
@@ -76,7 +76,7 @@ function block(pathsGiven: Record<string, string>, sectorsGiven: Record<string, 
         const index = declaredIndex(mft, name, DeviceType.BLOCK_BASIC);
         let fd: number;
         try {
-          fd = openSync(path, 'r+');
+          fd = host.openFile(path, 'r+');
         } catch (e) {
           throw new HostError(withErrno(`Could not open block device: ${path}`, e), { cause: e });
         }
@@ -109,7 +109,7 @@ function block(pathsGiven: Record<string, string>, sectorsGiven: Record<string, 
     },
 
     close() {
-      for (const d of devices.values()) closeSync(d.fd);
+      for (const d of devices.values()) host.close(d.fd);
       devices.clear();
     },
   };

@@ -16,6 +16,8 @@ export const dumpcoreModule: ModuleDescriptor = {
   serves: [],
   cli: { usage: [USAGE] },
   library: [dumpcoreLibraryOption],
+  // The core file is created when the guest aborts, long after set-up.
+  grants: (options) => (typeof options['dumpcore'] === 'string' ? 'unconfined' : {}),
   create: (options) => dumpcore(typeof options['dumpcore'] === 'string' ? options['dumpcore'] : null),
 };
 

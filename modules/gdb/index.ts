@@ -37,6 +37,8 @@ export const gdbModule: ModuleDescriptor = {
     ],
   },
   library: [gdbLibraryOption],
+  // The stub listens on a TCP socket and has a thread of its own.
+  grants: (options) => (options['gdb'] !== undefined ? 'unconfined' : {}),
   create: (options, env) => gdb(options, env),
 };
 

@@ -48,6 +48,15 @@ export const netModule: ModuleDescriptor = {
       },
     },
   ],
+  grants(options) {
+    // The ring's consumer is a thread of its own, which a confined worker cannot start.
+    if (((options['netRing'] as RingMode | undefined) ?? DEFAULT_RING_MODE) === 'on') return 'unconfined';
+    const taps = Object.values(perDevice<TapRef>(options, 'net'));
+    return {
+      taps: taps.filter((t): t is string => typeof t === 'string'),
+      fds: taps.filter((t): t is { fd: number } => typeof t !== 'string').map((t) => t.fd),
+    };
+  },
   create(options, env) {
     const macs: Record<string, Uint8Array> = {};
     for (const [name, text] of Object.entries(perDevice<string>(options, 'netMac'))) macs[name] = parseMac(text) as Uint8Array;

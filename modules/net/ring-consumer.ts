@@ -17,7 +17,7 @@ export interface RingIo {
   write(fd: number, bytes: Uint8Array): number;
   /** One non-blocking read(2): bytes read, −1 for EAGAIN or nothing, −2 for EINTR; throws on other errors. */
   read(fd: number, bytes: Uint8Array): number;
-  /** Sleeps until the guest kicks or a stop is asked for (the blocking eventfd read); false: the descriptor failed. */
+  /** Sleeps until the guest kicks or a stop is asked for (the blocking read of the kick descriptor); false: the descriptor failed. */
   sleep(): boolean;
   /** Waits up to ms for a stop request (a full tap queue is waited out in these steps). */
   pause(ms: number): void;
@@ -80,7 +80,7 @@ export class RingConsumer {
     mem.bytes.fill(0, o.gpa, o.gpa + Ring.SIZE);
   }
 
-  /** Serves the ring until stopping() or the eventfd fails; throws a TenderError for a fatal condition (§13.4 rule 5). */
+  /** Serves the ring until stopping() or the kick descriptor fails; throws a TenderError for a fatal condition (§13.4 rule 5). */
   run(): void {
     this.lastWork = this.io.now();
     while (!this.signals.stopping()) {
@@ -99,7 +99,7 @@ export class RingConsumer {
     return true;
   }
 
-  /** Nothing to do: spin, then declare needs_kick and sleep (§13.4 host rules 1–2). False if the eventfd failed. */
+  /** Nothing to do: spin, then declare needs_kick and sleep (§13.4 host rules 1–2). False if the kick descriptor failed. */
   private idle(): boolean {
     const { spinIterations, spinMs } = this.o;
     for (let i = 0; ; i++) {

@@ -3,8 +3,9 @@
 // with the vCPU's thread (a SharedArrayBuffer over the same pages). ring.ts
 // starts it during set-up and waits until it says RUNNING; from then on it
 // loops until told to stop. Its only blocking wait is read(2) on the kick
-// eventfd (the guest's OUT to port 0x600 through KVM_IOEVENTFD); a stop
-// request writes that eventfd too, so the thread ends wherever it waits.
+// descriptor (Linux: the eventfd KVM_IOEVENTFD signals on the guest's OUT to
+// port 0x600; FreeBSD vmm: a pipe's read end, written by the vCPU loop); a
+// stop request writes it too, so the thread ends wherever it waits.
 // A fatal error is stored in the control area and the vCPU is stopped, so
 // the vCPU's thread reports it and the run ends with status 1.
 import { performance } from 'node:perf_hooks';
@@ -21,7 +22,10 @@ export interface RingWorkerInput {
   gpa: number;
   /** [manifest index, tap descriptor] pairs. */
   taps: [number, number][];
-  eventFd: number;
+  /** Where the thread sleeps (PortEvents' KickDescriptors.wait)… */
+  kickFd: number;
+  /** …reading this many bytes at once (an eventfd's counter; a pipe's queued kicks, drained together). */
+  kickReadSize: number;
   control: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   countersOffset: number;
@@ -39,7 +43,7 @@ function main(): void {
   const plat = platform();
   const host = plat.host;
   const mem = GuestMemory.fromShared(input.memory);
-  const kick = new Uint8Array(8);
+  const kick = new Uint8Array(input.kickReadSize);
   const stopping = () => Atomics.load(w, Ctl.STOP) !== 0;
   const consumer = new RingConsumer(
     mem,
@@ -54,7 +58,7 @@ function main(): void {
       write: (fd, bytes) => host.write(fd, bytes),
       read: (fd, bytes) => host.read(fd, bytes),
       // −2 (a signal) just comes back round the loop; an error or EOF ends the thread (§13.4 host rule 2).
-      sleep: () => host.read(input.eventFd, kick) !== -1,
+      sleep: () => host.read(input.kickFd, kick) !== -1,
       pause: (ms) => void Atomics.wait(w, Ctl.WAKE, Atomics.load(w, Ctl.WAKE), ms),
       now: () => performance.now(),
     },

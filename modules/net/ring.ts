@@ -1,15 +1,17 @@
-// Offering the net ring (docs/abi.md §13.5, §13.6), on the vCPU's thread:
-// an eventfd, KVM_IOEVENTFD on port 0x600, then the I/O thread
-// (ring-worker.ts), started and seen RUNNING during set-up, before the
-// sandbox and the first KVM_RUN. Each step that fails prints its warning and
-// falls back to the hypercalls (which stay registered either way); only when
-// all succeed does boot info advertise the ring. The thread is stopped and
+// Offering the net ring (docs/abi.md §13.5, §13.6, §18), on the vCPU's
+// thread: the kick's descriptors and their binding to port 0x600 (Linux: an
+// eventfd and KVM_IOEVENTFD; FreeBSD vmm: a pipe the vCPU loop writes —
+// PortEvents hides which), then the I/O thread (ring-worker.ts), started and
+// seen RUNNING during set-up, before the sandbox and the first KVM_RUN. Each
+// step that fails prints its warning and falls back to the hypercalls (which
+// stay registered either way); only when all succeed does boot info
+// advertise the ring. The thread is stopped and
 // joined at HALT, when the VM is closed, and as the process exits (a SIGTERM
 // ends the CLI with process.exit, which would otherwise wait for a thread
 // asleep in read(2) forever).
 import type { Worker } from 'node:worker_threads';
 import { RING_KICK_PORT, Ring } from '../../monitor/abi/constants.js';
-import type { SandboxScope } from '../../monitor/backend/backend.js';
+import type { KickDescriptors, SandboxScope } from '../../monitor/backend/backend.js';
 import type { HostIo } from '../../monitor/backend/host.js';
 import { describeSystemError, HostError, reviveError, type TenderError } from '../../monitor/errors.js';
 import type { SetupContext } from '../../monitor/module.js';
@@ -38,7 +40,7 @@ const START_TIMEOUT_MS = 30_000;
 const JOIN_TIMEOUT_MS = 10_000;
 
 export interface RingHandle {
-  /** §13.6: stop the thread, wake it, wait for it, close the eventfd. Idempotent. */
+  /** §13.6: stop the thread, wake it, wait for it, close the kick's descriptors. Idempotent. */
   stop(): void;
   /** Module.sandboxed: a thread-scoped VM confines the ring's thread too. */
   sandboxed(scope: SandboxScope | null): void;
@@ -55,20 +57,21 @@ function spinMs(): number {
  * warning) when the ring cannot be offered and the guest keeps hypercalls.
  */
 export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, host: HostIo): RingHandle | null {
+  const ports = ctx.portEvents;
   // §13.5: without ioeventfd there is no ring and no message.
-  if (!ctx.portEvents.available) return null;
-  let eventFd: number;
+  if (!ports.available) return null;
+  let kick: KickDescriptors;
   try {
-    eventFd = host.eventfd();
+    kick = ports.createKick();
   } catch (e) {
-    ctx.warn(`eventfd() failed, falling back to hypercalls: ${describeSystemError(e)}`);
+    ctx.warn(`${ports.steps.create} failed, falling back to hypercalls: ${describeSystemError(e)}`);
     return null;
   }
   try {
-    ctx.portEvents.attach(RING_KICK_PORT, eventFd);
+    ports.attach(RING_KICK_PORT, kick);
   } catch (e) {
-    host.close(eventFd);
-    ctx.warn(`KVM_IOEVENTFD failed, falling back to hypercalls: ${describeSystemError(e)}`);
+    ports.closeKick(kick);
+    ctx.warn(`${ports.steps.attach} failed, falling back to hypercalls: ${describeSystemError(e)}`);
     return null;
   }
   const control = newControl();
@@ -76,8 +79,8 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
   let worker: Worker | undefined;
   const giveUp = (why: string): null => {
     void worker?.terminate();
-    ctx.portEvents.detach(RING_KICK_PORT, eventFd);
-    host.close(eventFd);
+    ports.detach(RING_KICK_PORT, kick);
+    ports.closeKick(kick);
     ctx.warn(`could not start the net ring thread (${why}), falling back to hypercalls`);
     return null;
   };
@@ -87,7 +90,8 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
       memory: ctx.memory.share(),
       gpa: ctx.memSize,
       taps: [...taps],
-      eventFd,
+      kickFd: kick.wait,
+      kickReadSize: kick.readSize,
       control: control.buffer,
       counters: counters.buffer as SharedArrayBuffer,
       countersOffset: counters.byteOffset,
@@ -110,8 +114,8 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
 
   let stopped = false;
   const wake = () => {
-    // The eventfd wakes the thread in read(2); WAKE wakes it in a pause (full tap).
-    host.write(eventFd, ONE);
+    // The kick wakes the thread in read(2) (a full pipe: it is awake already); WAKE wakes it in a pause (full tap).
+    host.write(kick.signal, kick.wakeBytes);
     Atomics.add(w, Ctl.WAKE, 1);
     Atomics.notify(w, Ctl.WAKE);
   };
@@ -129,7 +133,7 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
     wake();
     Atomics.wait(w, Ctl.STATE, State.RUNNING, JOIN_TIMEOUT_MS);
     // A thread that still runs (it cannot, short of a bug) keeps the descriptor it may be reading.
-    if (Atomics.load(w, Ctl.STATE) !== State.RUNNING) host.close(eventFd);
+    if (Atomics.load(w, Ctl.STATE) !== State.RUNNING) ports.closeKick(kick);
   };
   process.on('exit', onExit);
 
@@ -167,6 +171,3 @@ export function startRing(ctx: SetupContext, taps: ReadonlyMap<number, number>, 
     },
   };
 }
-
-/** The 8-byte value written to the eventfd to wake the thread. */
-const ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);

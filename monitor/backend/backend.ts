@@ -118,16 +118,43 @@ export interface PreemptLane {
 }
 
 /**
- * Guest port writes that signal a host eventfd inside the hypervisor, with
- * no exit to the monitor (Linux: KVM_IOEVENTFD). The net ring's kick.
+ * The descriptors of the net ring's kick (docs/abi.md §13.5, §18): the
+ * ring's thread sleeps in a blocking read(2) of `wait`; a guest kick, or a
+ * write of `wakeBytes` to `signal`, ends that read. KVM: one eventfd is
+ * both, signalled inside KVM (KVM_IOEVENTFD). vmm: a pipe, whose write end
+ * the vCPU loop writes on each OUT to the kick port (every kick is an exit).
+ */
+export interface KickDescriptors {
+  readonly wait: number;
+  readonly signal: number;
+  /** Bytes one read of `wait` takes: an eventfd's 8-byte counter; for a pipe, up to this many queued kicks at once. */
+  readonly readSize: number;
+  /** What a wake-up (stop, confinement request) writes to `signal`: the eventfd's u64 1, a pipe's one byte. */
+  readonly wakeBytes: Uint8Array;
+}
+
+/**
+ * The net ring's kick port: guest OUTs to it wake a host thread (Linux:
+ * KVM_IOEVENTFD, no exit to the monitor; FreeBSD vmm: the vCPU loop writes
+ * a pipe). The ring module uses only this, never knowing the backend.
  */
 export interface PortEvents {
-  /** Whether the hypervisor offers it at all (KVM_CAP_IOEVENTFD). */
+  /** Whether the hypervisor offers it at all (KVM_CAP_IOEVENTFD; vmm: always). */
   readonly available: boolean;
-  /** From now on every 32-bit OUT to `port` signals eventfd `fd`; throws the host's error. */
-  attach(port: number, fd: number): void;
+  /** How the fallback warnings name the two steps (KVM: "eventfd()", "KVM_IOEVENTFD"; vmm: "pipe()", …). */
+  readonly steps: { readonly create: string; readonly attach: string };
+  /** Makes the kick's descriptors; throws the host's error. */
+  createKick(): KickDescriptors;
+  /** From now on every 32-bit OUT to `port` wakes `kick.wait`; throws the host's error. */
+  attach(port: number, kick: KickDescriptors): void;
   /** Undoes attach() (best effort). */
-  detach(port: number, fd: number): void;
+  detach(port: number, kick: KickDescriptors): void;
+  /**
+   * Closes the kick's descriptors, each once (later calls do nothing), once
+   * no thread reads `wait` any more. The backend knows the safe order (vmm:
+   * the vCPU loop lets go of the write end first).
+   */
+  closeKick(kick: KickDescriptors): void;
 }
 
 export interface Machine {

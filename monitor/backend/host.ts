@@ -4,6 +4,9 @@
 // backend folder (Linux: backend/kvm/host-io.ts); nothing above the backend
 // calls the native addon.
 
+/** How openFile opens a file. */
+export type FileMode = 'r' | 'r+';
+
 export interface HostIo {
   /** One write(2): bytes written, −1 for EAGAIN, −2 when a signal interrupted it. */
   write(fd: number, bytes: Uint8Array): number;
@@ -18,8 +21,13 @@ export interface HostIo {
   pwriteAll(fd: number, bytes: Uint8Array, position: bigint): number;
   /** Size of a file or block device (seek to its end). */
   sizeOf(fd: number): bigint;
-  /** Closes a descriptor this host opened (a tap); never one Node's fs opened. */
+  /** Closes a descriptor this host opened (a tap, a file of openFile). */
   close(fd: number): void;
+  /**
+   * Opens an existing file (a kernel, a disk) close-on-exec, 'r' read-only or
+   * 'r+' read/write; throws the system error, EISDIR for a directory.
+   */
+  openFile(path: string, mode: FileMode): number;
   /** Opens the existing, up tap interface `name` (non-blocking, no packet info). */
   openTap(name: string): number;
   /** Name of the interface a tap descriptor is bound to. */
@@ -32,6 +40,4 @@ export interface HostIo {
   adopt(fd: number): void;
   /** Stores the wall clock (CLOCK_REALTIME) in ns as a little-endian u64 in bytes[0..8). */
   realtimeInto(bytes: Uint8Array): void;
-  /** A new blocking eventfd (counter 0, close-on-exec): read(2) sleeps until someone adds to it. */
-  eventfd(): number;
 }

@@ -1,10 +1,14 @@
 // Opening a unikernel: the file (or bytes), its ELF headers, ABI note and
 // manifest (docs/abi.md §3.4, §3.5, §4.2), all checked before anything is built.
 import { I64_MAX } from '../abi/constants.js';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import type { HostIo } from '../backend/host.js';
+import { openFile } from '../backend/open-file.js';
 import { type ByteSource, bufferSource, checkAbiNote, type ElfImage, findNote, MANIFEST_NOTE, readElf } from './elf.js';
 import { KernelError, withErrno } from '../errors.js';
 import { Manifest } from './manifest.js';
+
+const FS_FILES: KernelFiles = { openFile, close: closeSync };
 
 export interface Kernel {
   /** How the kernel is named in messages (the path as given). */
@@ -53,25 +57,23 @@ function inspect(name: string, src: ByteSource, closeOnce: () => void): Kernel {
   }
 }
 
-/** Opens and checks a kernel file; the descriptor stays open for loading. */
-export function openKernel(path: string): Kernel {
+/** How a kernel file is opened and closed (HostIo's calls, or Node's fs). */
+export type KernelFiles = Pick<HostIo, 'openFile' | 'close'>;
+
+/**
+ * Opens and checks a kernel file; the descriptor stays open for loading.
+ * `files` opens and closes it: Node's fs by default; a library worker passes
+ * its HostIo (whose opening a confined worker asks of the embedding
+ * program's thread, library/broker.ts).
+ */
+export function openKernel(path: string, files: KernelFiles = FS_FILES): Kernel {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = files.openFile(path, 'r');
   } catch (e) {
     throw new KernelError(withErrno(`${path}: Could not open`, e), { cause: e });
   }
-  let isDir = false;
-  try {
-    isDir = fstatSync(fd).isDirectory();
-  } catch {
-    // fstat cannot fail on a descriptor we just opened; reading will tell.
-  }
-  if (isDir) {
-    closeSync(fd);
-    throw new KernelError(`${path}: Could not open: Is a directory`);
-  }
-  return inspect(path, fdSource(fd, path), () => closeSync(fd));
+  return inspect(path, fdSource(fd, path), () => files.close(fd));
 }
 
 /** Checks a kernel given as bytes (library use); `name` is used in messages. */

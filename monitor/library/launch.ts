@@ -11,19 +11,22 @@ import { HostError, reviveError } from '../errors.js';
 import { consoleCounter, consoleTaker, releaseRoom, wakeSink } from './console-flow.js';
 import { onAbort } from './abort-hub.js';
 import { iterableConsole, NOT_ITERABLE } from './console-iterable.js';
+import type { HostRequest } from './broker.js';
 import type { UnikernelOptions } from './options.js';
 import { STATS, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
 import { readStats } from './stats.js';
 import type { ExitInfo, Unikernel } from './types.js';
 
 /** What the caller's options become for the worker (checked by checkOptions). */
-export function workerInput(options: UnikernelOptions, modules: WorkerInput['modules']): WorkerInput {
+export function workerInput(options: UnikernelOptions, modules: WorkerInput['modules'], needsUnconfinedBuild: boolean): WorkerInput {
+  const sandbox = options.sandbox ?? true;
   return {
     kernel: options.kernel,
     memoryMiB: options.memoryMiB ?? 512,
     args: [...(options.args ?? [])],
     modules,
-    sandbox: options.sandbox ?? true,
+    sandbox,
+    confinedBuild: sandbox && !needsUnconfinedBuild,
     stats: new SharedArrayBuffer(STATS.length * 8),
     console: consoleCounter(),
     ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),
@@ -36,8 +39,12 @@ export function workerInput(options: UnikernelOptions, modules: WorkerInput['mod
  */
 export type Release = (reusable: boolean | null) => void;
 
-/** Runs the VM of `input` on `worker` (idle, booted). Resolves like startUnikernel. */
-export function launch(worker: Worker, input: WorkerInput, options: UnikernelOptions, release: Release): Promise<Unikernel> {
+/**
+ * Runs the VM of `input` on `worker` (idle, booted). Resolves like
+ * startUnikernel. `answer` serves the worker's host calls of a confined
+ * build (pool.ts, broker.ts).
+ */
+export function launch(worker: Worker, input: WorkerInput, options: UnikernelOptions, answer: (r: HostRequest) => void, release: Release): Promise<Unikernel> {
   const started = Date.now();
   const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
   return new Promise<Unikernel>((resolve, reject) => {
@@ -113,6 +120,9 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
           break;
         case 'warn':
           warn(m.line);
+          break;
+        case 'host':
+          answer(m.request);
           break;
         case 'failed':
           finish({ status: 1, reason: 'error', message: m.error.message });

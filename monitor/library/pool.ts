@@ -4,22 +4,27 @@
 // VM to one of them at once. The pool is warmth, not a limit: a start that
 // finds none idle gets the next one that boots, and any number of VMs run.
 //
-// What becomes of a worker after its VM: a worker whose thread entered the
-// sandbox (the default) cannot build another VM — its seccomp filter allows
-// no open() and no new KVM VM, and a filter cannot be removed — so it ends
-// and the pool boots a replacement in the background. A worker that ran its
-// VM with `sandbox: false` has closed every descriptor and module of it
-// (worker.ts) and goes back to the pool. Idle workers do not keep the
-// process alive (unref); busy ones do, as a running VM should.
+// What becomes of a worker after its VM: it has closed every descriptor and
+// module of it (worker.ts) and goes back to the pool, unless the VM was one
+// whose own filter went in right before its guest ran (sandboxed with gdb,
+// dumpcore or the net ring: built unconfined): that filter cannot be removed
+// and allows no further build, so the worker ends and the pool boots a
+// replacement in the background. A worker confined for confined builds (the
+// default VM: worker.ts) takes only such VMs from then on; one that never
+// was takes any. Idle workers do not keep the process alive (unref); busy
+// ones do, as a running VM should.
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type ResourceLimits, Worker } from 'node:worker_threads';
+import { platform } from '../backend/index.js';
 import { HostError, OptionError } from '../errors.js';
 import { DIST } from '../paths.js';
 import { REGISTRY } from '../registry.js';
+import { hostBroker, type HostRequest } from './broker.js';
+import { vmGrants } from './grants.js';
 import { launch, workerInput } from './launch.js';
 import { checkOptions, type UnikernelOptions } from './options.js';
-import type { WorkerBoot, WorkerMessage } from './shared.js';
+import type { WorkerBoot, WorkerJob, WorkerMessage } from './shared.js';
 import type { Unikernel } from './types.js';
 import { stoppedBeforeStart } from './unstarted.js';
 
@@ -62,21 +67,36 @@ export interface Pool {
  */
 export const WORKER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 32 };
 
+/** How long a retired worker may take to end by itself before it is terminated. */
+const RETIRE_TIMEOUT_MS = 2000;
+
 /** How long a new VM runs before its worker's replacement starts booting (see start()). */
 const REFILL_DELAY_MS = 50;
 
 /** The worker's code: the bundle of monitor/library/worker.ts (scripts/bundle.mjs). */
 const WORKER = join(DIST, 'bundles', 'library-worker.mjs');
 
+/** One worker of the pool, with its end of the channel for host calls (broker.ts). */
+interface Slot {
+  readonly worker: Worker;
+  readonly replies: MessagePort;
+  readonly replied: Int32Array;
+  /** Its thread is confined (worker.ts): it builds only VMs with confinedBuild. */
+  confined: boolean;
+}
+
 export function createPool(options: PoolOptions = {}): Pool {
   const size = options.size ?? Math.min(4, availableParallelism());
   if (!Number.isInteger(size) || size < 0) throw new OptionError('pool size must be a non-negative integer');
-  const boot: WorkerBoot = { modules: REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true })) };
+  const modules = REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true }));
   const limits = options.resourceLimits ?? WORKER_LIMITS;
 
   const all = new Set<Worker>();
-  const idle: Worker[] = [];
-  const waiters: { take: (w: Worker) => void; fail: (e: Error) => void }[] = [];
+  /** Workers told to end (retire), not yet gone. */
+  const ending = new Set<Worker>();
+  const idle: Slot[] = [];
+  /** Starts waiting for a worker; `confinedBuild`: a confined one will do. */
+  const waiters: { confinedBuild: boolean; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
   const stoppers = new Set<() => void>();
   let booting = 0;
   /** Busy workers that will come back (their VM runs with sandbox: false). */
@@ -95,34 +115,63 @@ export function createPool(options: PoolOptions = {}): Pool {
     if (all.size === 0) for (const w of goneWaiters.splice(0)) w();
   };
 
-  /** Gives a booted or freed worker to a waiting start, or keeps it idle, or ends it. */
-  const offer = (w: Worker) => {
+  /**
+   * Ends a worker that is not running a VM: it closes what it holds for its
+   * whole life (/dev/kvm) and lets its thread end. terminate() would leave
+   * that descriptor open; it is only the fallback for a worker that does not
+   * end by itself.
+   */
+  const retire = (slot: Slot) => {
+    const w = slot.worker;
+    if (ending.has(w)) return;
+    ending.add(w);
+    // Until it is gone the process waits for it, as it would for terminate():
+    // close() resolves only then.
+    w.ref();
+    try {
+      w.postMessage({ type: 'end' } satisfies WorkerJob);
+    } catch {
+      // Its port is gone: terminate below.
+    }
+    const t = setTimeout(() => void w.terminate(), RETIRE_TIMEOUT_MS);
+    t.unref();
+    w.once('exit', () => clearTimeout(t));
+  };
+
+  /** Gives a booted or freed worker to a waiting start it suits, or keeps it idle, or ends it. */
+  const offer = (slot: Slot) => {
+    const w = slot.worker;
     if (closed) {
-      void w.terminate();
+      retire(slot);
       return;
     }
-    const waiter = waiters.shift();
-    if (waiter) {
-      waiter.take(w);
+    const i = waiters.findIndex((x) => x.confinedBuild || !slot.confined);
+    if (i >= 0) {
+      (waiters.splice(i, 1)[0] as (typeof waiters)[number]).take(slot);
     } else if (idle.length < size) {
       w.unref();
-      idle.push(w);
+      idle.push(slot);
       checkWarm();
     } else {
-      void w.terminate();
+      retire(slot);
     }
   };
 
   const spawn = () => {
     booting++;
     startedWorkers++;
+    const { port1, port2 } = new MessageChannel();
+    const replied = new SharedArrayBuffer(4);
+    const boot: WorkerBoot = { modules, replies: port2, replied };
     const w = new Worker(WORKER, {
       workerData: boot,
+      transferList: [port2],
       // The worker runs only our code: the embedding program's node flags
       // (--input-type, -e …) are not for it and some make it fail.
       execArgv: [],
       resourceLimits: limits,
     });
+    const slot: Slot = { worker: w, replies: port1, replied: new Int32Array(replied), confined: false };
     w.unref();
     all.add(w);
     let booted = false;
@@ -132,7 +181,7 @@ export function createPool(options: PoolOptions = {}): Pool {
       booting--;
       bootFailed = false;
       w.off('message', onBootMessage);
-      offer(w);
+      offer(slot);
     };
     w.on('message', onBootMessage);
     const onBootFailure = (e: Error) => {
@@ -146,7 +195,9 @@ export function createPool(options: PoolOptions = {}): Pool {
     w.on('exit', (code) => {
       onBootFailure(new Error(`it exited with code ${code}`));
       all.delete(w);
-      const i = idle.indexOf(w);
+      ending.delete(w);
+      slot.replies.close();
+      const i = idle.indexOf(slot);
       if (i >= 0) idle.splice(i, 1);
       checkGone();
       refill();
@@ -163,14 +214,20 @@ export function createPool(options: PoolOptions = {}): Pool {
     while (booting < waiters.length || idle.length + booting + returning < warmth) spawn();
   };
 
-  const acquire = (): Promise<Worker> => {
+  const acquire = (confinedBuild: boolean): Promise<Slot> => {
     // The replacement of an idle worker taken here boots once this start is
     // over (start() refills): booting it now would compete for the CPU with
-    // the very VM being built.
-    const w = idle.pop();
-    if (w) return Promise.resolve(w);
-    return new Promise<Worker>((take, fail) => {
-      waiters.push({ take, fail });
+    // the very VM being built. A confined build takes a confined worker
+    // first, leaving the others for VMs that need them.
+    const last = (ok: (s: Slot) => boolean) => {
+      for (let j = idle.length - 1; j >= 0; j--) if (ok(idle[j] as Slot)) return j;
+      return -1;
+    };
+    let i = confinedBuild ? last((s) => s.confined) : -1;
+    if (i < 0) i = last((s) => !s.confined);
+    if (i >= 0) return Promise.resolve(idle.splice(i, 1)[0] as Slot);
+    return new Promise<Slot>((take, fail) => {
+      waiters.push({ confinedBuild, take, fail });
       refill();
     });
   };
@@ -178,21 +235,32 @@ export function createPool(options: PoolOptions = {}): Pool {
   const pool: Pool = {
     size,
     async start(opts) {
-      const modules = checkOptions(opts, REGISTRY);
+      const given = checkOptions(opts, REGISTRY);
       if (closed) throw new HostError('the pool is closed');
       if (opts.signal?.aborted) return stoppedBeforeStart(opts.console === 'iterable');
-      const worker = await acquire();
+      const grants = vmGrants(opts.kernel, given, REGISTRY);
+      const input = workerInput(opts, given, grants === 'unconfined');
+      const slot = await acquire(input.confinedBuild);
+      const worker = slot.worker;
       if (opts.signal?.aborted) {
         // Aborted while waiting for a worker: it never ran anything, keep it.
-        offer(worker);
+        offer(slot);
         return stoppedBeforeStart(opts.console === 'iterable');
       }
       worker.ref();
-      const input = workerInput(opts, modules);
+      // The worker confines itself as it takes this job (worker.ts); from
+      // now on it is counted as confined, also if the build fails first.
+      if (input.confinedBuild) slot.confined = true;
+      const serve = grants === 'unconfined' ? null : hostBroker(platform().host, grants);
+      const answer = (request: HostRequest) => {
+        slot.replies.postMessage(serve ? serve(request) : { ok: false, error: { message: `${request.op}: not a confined build`, errno: 1, code: 'EPERM' } });
+        Atomics.store(slot.replied, 0, 1);
+        Atomics.notify(slot.replied, 0);
+      };
       let vm: Unikernel | null = null;
       const stopper = () => vm?.stop();
       stoppers.add(stopper);
-      const comesBack = !input.sandbox;
+      const comesBack = !input.sandbox || input.confinedBuild;
       if (comesBack) returning++;
       // The replacement boots once this VM has ended, or has run for
       // REFILL_DELAY_MS: a short VM (a function call, a test) then never
@@ -208,10 +276,10 @@ export function createPool(options: PoolOptions = {}): Pool {
       const delay = setTimeout(refillOnce, REFILL_DELAY_MS);
       delay.unref();
       try {
-        vm = await launch(worker, input, opts, (reusable) => {
+        vm = await launch(worker, input, opts, answer, (reusable) => {
           stoppers.delete(stopper);
           if (comesBack) returning--;
-          if (reusable === true) offer(worker);
+          if (reusable === true) offer(slot);
           // false: its thread is confined and it ends itself; null: it is gone. Its exit refills too.
           refillOnce();
         });
@@ -233,7 +301,7 @@ export function createPool(options: PoolOptions = {}): Pool {
       if (!closed) {
         closed = true;
         for (const w of waiters.splice(0)) w.fail(new HostError('the pool is closed'));
-        for (const w of idle.splice(0)) void w.terminate();
+        for (const s of idle.splice(0)) retire(s);
         for (const s of stoppers) s();
         checkWarm();
         warmWaiters = [];
@@ -243,7 +311,7 @@ export function createPool(options: PoolOptions = {}): Pool {
         checkGone();
       });
     },
-    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting, started: startedWorkers }),
+    counts: () => ({ idle: idle.length, booting, running: all.size - idle.length - booting - ending.size, started: startedWorkers }),
   };
   // Booting starts now: the first start should find a worker ready.
   refill();

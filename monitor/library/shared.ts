@@ -1,10 +1,12 @@
 // What the caller's thread and a VM's worker thread exchange: the worker's
 // boot data, each job (one VM), the worker's messages, and the layout of the
 // shared statistics buffer.
+import type { MessagePort } from 'node:worker_threads';
 import type { VcpuHandle } from '../backend/backend.js';
 import type { ErrorRecord } from '../errors.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
 import { DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH } from '../vm/compose.js';
+import type { HostRequest } from './broker.js';
 
 /** Layout of the SharedArrayBuffer of one VM's stats, in Float64 slots. */
 export const STATS = {
@@ -33,6 +35,10 @@ export interface ModuleOutline {
 /** A worker's workerData: the same for every VM it runs. */
 export interface WorkerBoot {
   modules: ModuleOutline[];
+  /** Where the caller's thread answers the worker's host calls once it is confined (broker.ts). */
+  replies: MessagePort;
+  /** One Int32 slot: set to 1 when an answer is posted to `replies`. */
+  replied: SharedArrayBuffer;
 }
 
 /** One VM, as it crosses to the worker (no functions or streams). */
@@ -45,13 +51,25 @@ export interface WorkerInput {
   pollSpinNs?: number;
   /** Confine the worker thread before the guest runs (default of startUnikernel: true). */
   sandbox: boolean;
+  /**
+   * Build the VM on a confined thread (sandbox is set and no module's options
+   * need an unconfined build, ModuleDescriptor.grants): the worker confines
+   * itself first if it is not yet, and asks the caller's thread for the host
+   * resources the build opens (broker.ts). The worker stays usable for more
+   * such VMs. Otherwise the VM is built unconfined and its own filter goes in
+   * right before the guest runs, which ends the worker after that VM.
+   */
+  confinedBuild: boolean;
   stats: SharedArrayBuffer;
   /** Console bytes in flight to the caller (see console-flow.ts). */
   console: SharedArrayBuffer;
 }
 
 /** The caller's thread to a worker. */
-export type WorkerJob = { type: 'job'; input: WorkerInput };
+export type WorkerJob =
+  | { type: 'job'; input: WorkerInput }
+  /** End when idle: close what the worker holds (/dev/kvm) and let the thread end. */
+  | { type: 'end' };
 
 export type WorkerMessage =
   /** The worker has loaded its code and waits for a job (sent once, at boot). */
@@ -59,14 +77,18 @@ export type WorkerMessage =
   | { type: 'ready'; handle: VcpuHandle; manifest: { name: string; type: number }[] }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'warn'; line: string }
+  /** A host call of a confined build, for the caller's thread to answer (broker.ts). */
+  | { type: 'host'; request: HostRequest }
   | { type: 'failed'; error: ErrorRecord }
   | { type: 'exit'; status: number; reason: ExitReason; message?: string }
   /**
    * The job is over (after 'failed' or 'exit'). reusable: the worker has
    * closed everything of that VM and waits for the next job; false when its
-   * thread entered the sandbox, which cannot be undone: it then ends itself.
+   * thread entered a VM's own filter, which cannot be undone and allows no
+   * further build: it then ends itself. confined: its thread is confined
+   * (it takes only jobs with confinedBuild).
    */
-  | { type: 'free'; reusable: boolean };
+  | { type: 'free'; reusable: boolean; confined: boolean };
 
 /** Why a VM stopped: it halted, faulted, failed on the host side, was stopped (stop(), an AbortSignal) or ran out of its timeout. */
 export type ExitReason = 'halt' | 'fault' | 'error' | 'stopped' | 'timeout';

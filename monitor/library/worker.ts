@@ -3,15 +3,24 @@
 // loads only the module code that VM needs (the manifest's device types, the
 // options given; bundles of dist/bundles/, once per worker), tells the
 // caller's thread how to reach its vCPU, runs it to the end, closes all of
-// it and reports how it ended. A worker whose thread entered the sandbox
-// cannot build another VM (no open(), no new KVM VM): it says so and ends.
-// Nothing here ever exits the process.
+// it and reports how it ended. Nothing here ever exits the process.
+//
+// Confinement, two ways. A VM built with `confinedBuild` (the default:
+// sandboxed, and no module needs an unconfined build) is built on a thread
+// that is already confined: the first such job confines the worker for
+// good, and every host resource its builds open (kernel, disks, taps) is
+// opened by the caller's thread through broker.ts; /dev/kvm stays open for
+// the worker's life. Such a worker runs any number of them. Any other
+// sandboxed VM (gdb, dumpcore, the net ring) is built unconfined and
+// confined by its own filter right before the guest runs; that worker
+// cannot build another VM (no open(), its own filter is final): it says so
+// and ends.
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Sandbox } from '../backend/backend.js';
+import type { Backend, Sandbox } from '../backend/backend.js';
 import { platform } from '../backend/index.js';
-import { errorRecord, GuestError } from '../errors.js';
+import { errorRecord, GuestError, HostError } from '../errors.js';
 import { kernelFromBytes, openKernel, type Kernel } from '../kernel/kernel.js';
 import type { ModuleDescriptor } from '../module.js';
 import { DIST } from '../paths.js';
@@ -20,6 +29,7 @@ import { sandboxStep } from '../sandbox/step.js';
 import { printable } from '../text.js';
 import { createVm, DEVICE_BYTES_LENGTH, RING_COUNTERS_LENGTH, type Vm } from '../vm/compose.js';
 import { COUNTERS_LENGTH } from '../vm/core.js';
+import { brokeredHost } from './brokered-host.js';
 import { postingSink } from './console-flow.js';
 import { warmupKernel } from './warmup-kernel.js';
 import { STATS, type WorkerBoot, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
@@ -31,6 +41,11 @@ const port = maybePort;
 const toCaller = (m: WorkerMessage) => port.postMessage(m);
 // The addon and the platform's host services, loaded before the first job.
 const host = platform();
+const channel = { replies: boot.replies, flag: new Int32Array(boot.replied) };
+/** The hypervisor, opened once (a confined thread cannot open it); null until it opened. */
+let backend: Backend | null = null;
+/** Set once this thread is confined for confined builds (it stays so). */
+let confined = false;
 
 /** Module descriptors this worker has loaded, by name. */
 const loaded = new Map<string, Promise<ModuleDescriptor>>();
@@ -56,21 +71,43 @@ function needed(kernel: Kernel, input: WorkerInput): Promise<ModuleDescriptor[]>
 /** Runs one VM, telling `post` about it; true if this worker can run another. */
 async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Promise<boolean> {
   const stats = new Float64Array(input.stats);
-  let confined = false;
+  /** Set when this VM's own filter went in (a build that was not confined): no further build. */
+  let ownFilter = false;
   // Counted before the filter goes in: a filter half-installed is still a filter.
   // Every argument is passed on (the scope, and what the VM's modules need of the filter).
+  // On a thread confined for confined builds, entering again does nothing (backend.ts Sandbox).
   const sandbox: Sandbox = {
     enter(...args: Parameters<Sandbox['enter']>) {
-      confined = true;
+      if (!confined) ownFilter = true;
       host.sandbox.enter(...args);
     },
   };
+  const fail = (e: unknown) => {
+    // Messages reach the caller as the CLI would print them: one line, visible (text.ts).
+    const r = errorRecord(e);
+    post({ type: 'failed', error: { ...r, message: printable(r.message), warnings: r.warnings.map(printable) } });
+    return !ownFilter;
+  };
+  if (confined && !input.confinedBuild) {
+    // pool.ts never sends one: a confined thread cannot build unconfined.
+    return fail(new HostError('internal error: a VM that needs an unconfined build reached a confined worker'));
+  }
   let vm: Vm | undefined;
   let kernel: Kernel | undefined;
   try {
-    kernel = typeof input.kernel === 'string' ? openKernel(input.kernel) : kernelFromBytes(input.kernel);
+    backend ??= host.openBackend();
+    if (input.confinedBuild && !confined) {
+      // A confined thread cannot import: first the code of every module a
+      // confined build can need (the console and each device module; a
+      // debugger or dumpcore makes a build unconfined).
+      await Promise.all(boot.modules.filter((o) => o.always || o.serves.length > 0).map((o) => descriptor(o.name)));
+      host.sandbox.enter('thread');
+      confined = true;
+    }
+    const hostIo = confined ? brokeredHost(host.host, channel, (request) => post({ type: 'host', request })) : host.host;
+    kernel = typeof input.kernel === 'string' ? openKernel(input.kernel, hostIo) : kernelFromBytes(input.kernel);
     const descriptors = await needed(kernel, input);
-    const env = { host: host.host, output: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) };
+    const env = { host: hostIo, output: postingSink(input.console, (bytes) => post({ type: 'console', bytes })) };
     const modules = descriptors.map((d) => d.create(input.modules[d.name] ?? {}, env));
     const warn = (line: string) => post({ type: 'warn', line: printable(line) });
     vm = createVm({
@@ -78,7 +115,7 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
       memoryBytes: BigInt(input.memoryMiB) << 20n,
       args: input.args,
       modules,
-      backend: () => host.openBackend(),
+      backend,
       host: host.host,
       warn,
       counters: new Float64Array(input.stats, STATS.counters * 8, COUNTERS_LENGTH),
@@ -97,10 +134,7 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
     // createVm closes what it took; a kernel that never reached it is closed here (closing twice is harmless).
     kernel?.close();
     vm?.close();
-    // Messages reach the caller as the CLI would print them: one line, visible (text.ts).
-    const r = errorRecord(e);
-    post({ type: 'failed', error: { ...r, message: printable(r.message), warnings: r.warnings.map(printable) } });
-    return !confined;
+    return fail(e);
   }
   let message: WorkerMessage;
   try {
@@ -116,7 +150,7 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
   stats[STATS.cpuEnd] = Math.max(host.cpuTimeNs(vm.handle), 0);
   vm.close();
   post(message);
-  return !confined;
+  return !ownFilter;
 }
 
 // Before the worker says it is idle: the modules every VM needs (the console)
@@ -131,6 +165,7 @@ await runJob({
   args: [],
   modules: {},
   sandbox: false,
+  confinedBuild: false,
   stats: new SharedArrayBuffer(STATS.length * 8),
   console: new SharedArrayBuffer(4),
 }, () => {});
@@ -138,10 +173,19 @@ await runJob({
 buildFilter('thread', { pid: process.pid });
 
 port.on('message', (m: WorkerJob) => {
+  if (m.type === 'end') {
+    backend?.close();
+    backend = null;
+    port.close();
+    return;
+  }
   void runJob(m.input, toCaller).then((reusable) => {
-    toCaller({ type: 'free', reusable });
+    toCaller({ type: 'free', reusable, confined });
     // Nothing else holds the event loop: the thread ends as it did before pools.
-    if (!reusable) port.close();
+    if (!reusable) {
+      backend?.close();
+      port.close();
+    }
   });
 });
 toCaller({ type: 'idle' });

@@ -39,7 +39,12 @@
 // the low 32 bits, which is exactly what the kernel acts on.
 //
 // Scopes: 'process' is the CLI (every thread of the process, TSYNC);
-// 'thread' is one library VM's worker thread. A VM's thread never needs to
+// 'thread' is a library worker's thread. A worker is confined before it
+// builds its first sandboxed VM and then builds and runs any number of them
+// (library/worker.ts), so 'thread' also allows a build's calls: the KVM
+// ioctls of a new VM and vCPU on the /dev/kvm descriptor it holds, a new
+// eventfd and epoll set. What a build opens (kernel, disks, taps) the
+// caller's thread opens for it (library/broker.ts): no open here either. A VM's thread never needs to
 // create a thread, so clone is not allowed there at all: a thread it created
 // would inherit its filter, and libuv's pool, shared by the whole process,
 // must never be born filtered.
@@ -92,6 +97,8 @@ export interface Rule {
 
 const BOTH: readonly Scope[] = ['process', 'thread'];
 const CLI: readonly Scope[] = ['process'];
+/** A library worker's thread, which builds VMs once confined (library/worker.ts). */
+const THREAD: readonly Scope[] = ['thread'];
 
 /** _IOR / _IOW(type, nr, size) of linux/ioctl.h (direction 2 = read, 1 = write). */
 const ior = (type: number, nr: number, size: number) => ((2 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
@@ -99,6 +106,13 @@ const iow = (type: number, nr: number, size: number) => ((1 << 30) | (size << 16
 
 export const IOCTL = {
   KVM_RUN: 0xae80,
+  KVM_CREATE_VM: 0xae01,
+  KVM_CHECK_EXTENSION: 0xae03,
+  KVM_CREATE_VCPU: 0xae41,
+  KVM_SET_USER_MEMORY_REGION: iow(0xae, 0x46, 32),
+  KVM_GET_SUPPORTED_CPUID: ((3 << 30) | (8 << 16) | (0xae << 8) | 0x05) >>> 0,
+  KVM_SET_CPUID2: iow(0xae, 0x90, 8),
+  KVM_GET_TSC_KHZ: 0xaea3,
   KVM_GET_REGS: ior(0xae, 0x81, 144),
   KVM_SET_REGS: iow(0xae, 0x82, 144),
   KVM_GET_SREGS: ior(0xae, 0x83, 312),
@@ -113,6 +127,7 @@ export const CLONE_THREAD = 0x00010000;
 /** CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME (0x80). */
 export const CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080;
 
+export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 
@@ -129,6 +144,17 @@ export const POLICY = {
         { value: IOCTL.KVM_SET_SREGS, name: 'KVM_SET_SREGS', debugger: true },
         { value: IOCTL.KVM_GET_FPU, name: 'KVM_GET_FPU', debugger: true },
         { value: IOCTL.KVM_SET_GUEST_DEBUG, name: 'KVM_SET_GUEST_DEBUG', debugger: true },
+        // Building a VM on a confined library worker (the same ioctls, in
+        // build order, as the CLI makes before it is confined).
+        { value: IOCTL.KVM_CREATE_VM, name: 'KVM_CREATE_VM', scopes: THREAD },
+        { value: IOCTL.KVM_CHECK_EXTENSION, name: 'KVM_CHECK_EXTENSION', scopes: THREAD },
+        { value: IOCTL.KVM_SET_USER_MEMORY_REGION, name: 'KVM_SET_USER_MEMORY_REGION', scopes: THREAD },
+        { value: IOCTL.KVM_CREATE_VCPU, name: 'KVM_CREATE_VCPU', scopes: THREAD },
+        { value: IOCTL.KVM_GET_SUPPORTED_CPUID, name: 'KVM_GET_SUPPORTED_CPUID', scopes: THREAD },
+        { value: IOCTL.KVM_SET_CPUID2, name: 'KVM_SET_CPUID2', scopes: THREAD },
+        { value: IOCTL.KVM_SET_SREGS, name: 'KVM_SET_SREGS', scopes: THREAD },
+        { value: IOCTL.KVM_SET_REGS, name: 'KVM_SET_REGS', scopes: THREAD },
+        { value: IOCTL.KVM_GET_TSC_KHZ, name: 'KVM_GET_TSC_KHZ', scopes: THREAD },
         { value: IOCTL.TCGETS, name: 'TCGETS', scopes: CLI },
         { value: IOCTL.TCSETS, name: 'TCSETS', scopes: CLI },
       ],
@@ -136,7 +162,9 @@ export const POLICY = {
     why: 'KVM_RUN: every entry into the guest. KVM_GET_REGS: the rip in the message of a fatal exit. TCGETS/TCSETS (CLI): ' +
       "Node's exit puts back the modes of a terminal on stdin/stdout/stderr. With a debugger attached (gdb): the vCPU's registers, " +
       'special registers and x87/SSE state read and written, and KVM_SET_GUEST_DEBUG (single-step, breakpoints). ' +
-      'Nothing else: no TIOCSTI into a terminal, no new VM, no new vCPU, no memory slot.',
+      'A library worker (thread) builds its VMs once confined: KVM_CREATE_VM on the /dev/kvm it opened before, ' +
+      'KVM_CHECK_EXTENSION, the memory slot, the vCPU, its CPUID, special and general registers and TSC rate. ' +
+      'Nothing else: no TIOCSTI into a terminal, and on the CLI no new VM, no new vCPU, no memory slot.',
   },
   read: {
     nr: 0, scopes: BOTH, seen: ['kvm', 'library', 'tty', 'probe', 'soak'],
@@ -154,7 +182,13 @@ export const POLICY = {
     why: 'POLL with a zero timeout, the spin before sleeping (UKVM_POLL_SPIN_NS, pollSpinNs), and POLL on kernels without epoll_pwait2.',
   },
   epoll_pwait: { nr: 281, scopes: BOTH, seen: ['kvm', 'library', 'tty', 'probe', 'soak'], why: "Node's event loop: at the CLI's exit, and in a VM's worker once the guest ended." },
-  epoll_ctl: { nr: 233, scopes: CLI, seen: ['kvm', 'tty', 'probe', 'soak'], why: "Node's event loop registering its last handles as the process exits." },
+  epoll_ctl: {
+    nr: 233, scopes: BOTH, seen: ['kvm', 'library', 'tty', 'probe', 'soak'],
+    why: "Node's event loop registering its last handles as the process exits; a library worker's build adding the wake eventfd and taps to POLL's wait set.",
+  },
+  epoll_create1: { nr: 291, scopes: THREAD, seen: ['library'], why: "A library worker's build: POLL's wait set of the new vCPU." },
+  eventfd2: { nr: 290, scopes: THREAD, seen: ['library'], why: "A library worker's build: the new vCPU's wake eventfd (stop(), signals)." },
+  lseek: { nr: 8, scopes: THREAD, seen: ['library'], why: "A library worker's build: a disk's capacity (seek to its end; the file is opened by the caller's thread)." },
   poll: {
     nr: 7, scopes: BOTH, seen: ['kvm', 'probe', 'soak'],
     why: 'Waiting for a console pipe or socket to take output, and the 1 ms sleeps of NET_WRITE on a full tap, together with the wake eventfd (RunControl.waitWritable).',
@@ -174,9 +208,15 @@ export const POLICY = {
   },
   fstat: { nr: 5, scopes: CLI, seen: ['kvm', 'tty', 'probe', 'soak'], why: "Node's exit checking stdin, stdout and stderr before it restores their flags." },
   fcntl: {
-    nr: 72, scopes: CLI, seen: ['kvm', 'tty', 'probe', 'soak'],
-    args: { kind: 'oneOf', arg: 1, values: [{ value: F_GETFL, name: 'F_GETFL' }, { value: F_SETFL, name: 'F_SETFL' }] },
-    why: "Node's exit restoring the flags of stdin, stdout and stderr (F_GETFL, F_SETFL only).",
+    nr: 72, scopes: BOTH, seen: ['kvm', 'library', 'tty', 'probe', 'soak'],
+    args: {
+      kind: 'oneOf', arg: 1, values: [
+        { value: F_GETFL, name: 'F_GETFL', scopes: CLI },
+        { value: F_SETFL, name: 'F_SETFL', scopes: CLI },
+        { value: F_SETFD, name: 'F_SETFD', scopes: THREAD },
+      ],
+    },
+    why: "Node's exit restoring the flags of stdin, stdout and stderr (F_GETFL, F_SETFL; CLI). A library worker's build marking the new VM and vCPU descriptors close-on-exec (F_SETFD; thread).",
   },
   statx: {
     nr: 332, scopes: CLI, seen: ['kvm', 'tty', 'probe', 'soak'],

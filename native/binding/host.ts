@@ -17,6 +17,8 @@ export function isNativeError(e: unknown): e is NativeError {
 export interface HostBinding {
   // Descriptors and I/O (host_io_posix.cc).
   closeFd(fd: number): void;
+  /** open(2) of an existing file, O_RDONLY or O_RDWR, close-on-exec; EISDIR for a directory. */
+  openFile(path: string, writable: boolean): number;
   /** The C library's strerror text for a (positive) errno. */
   strerror(errno: number): string;
   /** One write(2); returns bytes written, −1 for EAGAIN, −2 for EINTR. */
@@ -88,6 +90,7 @@ export interface HostBinding {
 /** What load.ts checks the loaded addon against: every member of HostBinding. */
 export const HOST_SHAPE = {
   closeFd: 'function',
+  openFile: 'function',
   strerror: 'function',
   writeFd: 'function',
   readFd: 'function',

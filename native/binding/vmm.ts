@@ -89,6 +89,12 @@ export interface VmmBinding {
   vmMmapMemseg(vmFd: number, gpa: number, segid: number, segoff: number, length: number, prot: number): void;
   /** mmap of the VM descriptor at offset 0, shared, read/write: guest RAM. */
   vmMapGuest(vmFd: number, length: number): ArrayBuffer;
+  /**
+   * The same guest RAM as a SharedArrayBuffer for another thread (the net
+   * ring's consumer), no copy; the mapping stays while any holder lives
+   * (native/guest_mapping.cc, shared with Linux).
+   */
+  shareMemory(memory: ArrayBuffer): SharedArrayBuffer;
   /** mprotect of a page-aligned range of guest RAM's host mapping. */
   vmProtect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   vmSetRegister(vmFd: number, vcpu: number, reg: number, value: bigint): void;
@@ -113,6 +119,8 @@ export interface VmmBinding {
   /** cap_rights_limit(fd, CAP_IOCTL). */
   capRightsLimitIoctl(fd: number): void;
   capIoctlsLimit(fd: number, commands: readonly number[]): void;
+  /** cap_rights_limit of a ring kick pipe end: the read end to CAP_READ | CAP_EVENT, the write end to CAP_WRITE. */
+  capRightsLimitKick(fd: number, writeEnd: boolean): void;
   capEnter(): void;
 
   // vCPU (freebsd/vcpu_freebsd.cc).
@@ -127,7 +135,11 @@ export interface VmmBinding {
   threadCpuNs(token: number): number;
 
   // Host (freebsd/host_tap_freebsd.cc, host_disk_freebsd.cc).
-  /** A non-blocking, close-on-exec pipe: [readFd, writeFd] (the ring kick on FreeBSD, §18). */
+  /**
+   * The ring kick on FreeBSD (§18): a close-on-exec pipe, [readFd, writeFd];
+   * the read end blocking (the consumer sleeps on it), the write end
+   * non-blocking (a kick never blocks the vCPU).
+   */
   kickPipe(): [number, number];
   /** Size of a file (its end) or a disk device (DIOCGMEDIASIZE: lseek says 0 for FreeBSD disks). */
   diskSize(fd: number): bigint;
@@ -151,6 +163,7 @@ export const VMM_SHAPE = {
   vmAllocMemseg: 'function',
   vmMmapMemseg: 'function',
   vmMapGuest: 'function',
+  shareMemory: 'function',
   vmProtect: 'function',
   vmSetRegister: 'function',
   vmGetRegister: 'function',
@@ -163,6 +176,7 @@ export const VMM_SHAPE = {
   vmmReaper: 'function',
   capRightsLimitIoctl: 'function',
   capIoctlsLimit: 'function',
+  capRightsLimitKick: 'function',
   capEnter: 'function',
   createVcpu: 'function',
   destroyVcpu: 'function',

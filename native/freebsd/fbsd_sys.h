@@ -20,7 +20,8 @@
 //                                            a pointer to a caller-owned
 //                                            vm_exit, Solo5 issue #564)
 //   sys/amd64/vmm/vmm_dev_machdep.c          14.x: VM_RUN_13 = 144-byte struct
-//   sys/sys/ioccom.h, sys/sys/capsicum.h, sys/sys/caprights.h,
+//   sys/sys/ioccom.h, sys/sys/capsicum.h (CAP_READ, CAP_WRITE, CAP_EVENT,
+//   CAP_IOCTL = CAPRIGHT(idx, bit)), sys/sys/caprights.h,
 //   sys/sys/event.h (FreeBSD ≥ 12 kevent), sys/net/if.h, sys/net/if_tap.h
 //   (TAPGIFNAME = _IOR('t', 93, struct ifreq)), sys/sys/sockio.h
 #pragma once
@@ -296,6 +297,14 @@ constexpr unsigned short kEvReceipt = 0x40;  // EV_RECEIPT (report each change)
 constexpr uint64_t CapRight(int idx, uint64_t bit) { return (1ULL << (57 + idx)) | bit; }
 constexpr uint64_t kCapIoctl = CapRight(1, 0x80);  // CAP_IOCTL
 static_assert(kCapIoctl == 0x0400000000000080ULL, "CAP_IOCTL");
+// The net ring's kick pipe (§18): its read end is read (and may be polled),
+// its write end only written.
+constexpr uint64_t kCapRead = CapRight(0, 0x1);    // CAP_READ
+constexpr uint64_t kCapWrite = CapRight(0, 0x2);   // CAP_WRITE
+constexpr uint64_t kCapEvent = CapRight(1, 0x20);  // CAP_EVENT: select(2), poll(2)
+static_assert(kCapRead == 0x0200000000000001ULL && kCapWrite == 0x0200000000000002ULL &&
+                  kCapEvent == 0x0400000000000020ULL,
+              "CAP_READ, CAP_WRITE, CAP_EVENT");
 static_assert(sizeof(cap_rights_t) == 16, "cap_rights_t, version 0");
 
 #if !defined(UKVM_FREEBSD_DECLS)
@@ -330,13 +339,21 @@ static_assert(SIOCGIFMTU == kSiocGifMtu && SIOCGIFFLAGS == kSiocGifFlags && TAPG
               "socket and tap ioctls");
 static_assert(EVFILT_READ == kEvfiltRead && EV_ADD == kEvAdd && EV_ERROR == kEvError && EV_RECEIPT == kEvReceipt,
               "sys/event.h");
-static_assert(CAP_IOCTL == kCapIoctl, "sys/capsicum.h");
+static_assert(CAP_IOCTL == kCapIoctl && CAP_READ == kCapRead && CAP_WRITE == kCapWrite && CAP_EVENT == kCapEvent,
+              "sys/capsicum.h");
 static_assert(DIOCGMEDIASIZE == kDiocGMediaSize, "sys/disk.h");
 #endif
 
 // The descriptor rights of a limited VM descriptor: ioctl only (guest RAM is
 // already mapped when the sandbox is entered).
 inline void IoctlOnlyRights(cap_rights_t* r) { __cap_rights_init(UKVM_CAP_RIGHTS_VERSION, r, kCapIoctl, 0ULL); }
+
+// The rights of the ring kick pipe's ends: the consumer thread's read end
+// may be read and polled, the vCPU loop's write end only written.
+inline void KickReadRights(cap_rights_t* r) {
+  __cap_rights_init(UKVM_CAP_RIGHTS_VERSION, r, kCapRead, kCapEvent, 0ULL);
+}
+inline void KickWriteRights(cap_rights_t* r) { __cap_rights_init(UKVM_CAP_RIGHTS_VERSION, r, kCapWrite, 0ULL); }
 
 }  // namespace fbsd
 }  // namespace ukvm

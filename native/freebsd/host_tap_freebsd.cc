@@ -115,13 +115,23 @@ static Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// kickPipe(): a pipe, both ends non-blocking and close-on-exec: the ring
-// I/O notification object on FreeBSD (§18: a pipe instead of an eventfd).
-// Returns [readFd, writeFd].
+// kickPipe(): the net ring's kick on FreeBSD (§18: a pipe instead of an
+// eventfd), both ends close-on-exec. The read end stays blocking: the ring's
+// consumer thread sleeps in read(2) on it, as on Linux on its eventfd. The
+// write end is non-blocking, so a kick from the vCPU loop never blocks: a
+// full pipe (EAGAIN) already holds a pending wake-up. Returns [readFd, writeFd].
 static Napi::Value KickPipe(const Napi::CallbackInfo& info) {
   int p[2];
-  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (pipe2(p, O_CLOEXEC) != 0) {
     ThrowErrno(info.Env(), "pipe2", errno);
+    return info.Env().Undefined();
+  }
+  int fl = fcntl(p[1], F_GETFL);
+  if (fl < 0 || fcntl(p[1], F_SETFL, fl | O_NONBLOCK) < 0) {
+    int e = errno;
+    close(p[0]);
+    close(p[1]);
+    ThrowErrno(info.Env(), "fcntl", e);
     return info.Env().Undefined();
   }
   Napi::Array out = Napi::Array::New(info.Env(), 2);

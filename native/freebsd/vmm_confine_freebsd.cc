@@ -87,6 +87,26 @@ static Napi::Value CapRightsLimitIoctl(const Napi::CallbackInfo& info) {
   return Ok(info);
 }
 
+// capRightsLimitKick(fd, writeEnd): cap_rights_limit of a ring kick pipe
+// end: the read end to CAP_READ | CAP_EVENT (the consumer thread's read),
+// the write end to CAP_WRITE (the vCPU loop's kicks, the stop's wake-up).
+static Napi::Value CapRightsLimitKick(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!ArgInt(info, 0, &fd)) return info.Env().Undefined();
+  if (info.Length() < 2 || !info[1].IsBoolean()) {
+    ThrowType(info.Env(), "expected (fd, writeEnd: boolean)");
+    return info.Env().Undefined();
+  }
+  cap_rights_t rights;
+  if (info[1].As<Napi::Boolean>().Value()) {
+    fbsd::KickWriteRights(&rights);
+  } else {
+    fbsd::KickReadRights(&rights);
+  }
+  if (cap_rights_limit(fd, &rights) != 0) return Fail(info, "cap_rights_limit", errno);
+  return Ok(info);
+}
+
 // capIoctlsLimit(fd, commands: number[]): cap_ioctls_limit.
 static Napi::Value CapIoctlsLimit(const Napi::CallbackInfo& info) {
   int fd;
@@ -119,6 +139,7 @@ static Napi::Value CapEnter(const Napi::CallbackInfo& info) {
 void RegisterVmmConfine(Napi::Env env, Napi::Object exports) {
   exports.Set("vmmReaper", Napi::Function::New(env, Reaper));
   exports.Set("capRightsLimitIoctl", Napi::Function::New(env, CapRightsLimitIoctl));
+  exports.Set("capRightsLimitKick", Napi::Function::New(env, CapRightsLimitKick));
   exports.Set("capIoctlsLimit", Napi::Function::New(env, CapIoctlsLimit));
   exports.Set("capEnter", Napi::Function::New(env, CapEnter));
 }

@@ -1,6 +1,7 @@
 // The library's worker pool (issue #13) on real KVM: warm workers, what
-// becomes of a worker after its VM (a sandboxed one is replaced, a
-// sandbox:false one is reused), and that nothing of one VM reaches the next:
+// becomes of a worker after its VM (a sandboxed one is confined for good and
+// runs the next sandboxed VMs, a sandbox:false one is reused for any), and
+// that nothing of one VM reaches the next:
 // guest memory (a guest leaves a secret, the next one in the same worker
 // searches all of its memory for it), descriptors (/proc/self/fd), counters.
 import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPool, createVm, HostError, kernelFromBytes, OptionError, platform, REGISTRY, type Pool, type UnikernelOptions } from 'ukvm-ts';
 import { warmupKernel } from '../../monitor/library/warmup-kernel.js';
+import { UNCONFINED_WARNINGS } from '../../monitor/sandbox/step.js';
 import { makeDisk } from '../helpers/disk.js';
 import { describeKvm, guest } from '../helpers/tender.js';
 
@@ -73,18 +75,37 @@ describeKvm('pool: warm workers and their reuse', () => {
     const r = await run(p, { kernel: guest('hello') });
     expect(r.exit).toEqual({ status: 0, reason: 'halt' });
     expect(r.text).toBe('Hello, world\ncmdline: \n');
-    // The sandboxed worker ended; one replacement was booted.
-    expect(p.counts()).toMatchObject({ idle: 3, running: 0, started: 4 });
+    // The sandboxed VM's worker, now confined, came back: nothing new was booted.
+    expect(p.counts()).toEqual({ idle: 3, booting: 0, running: 0, started: 3 });
   }, 60_000);
 
-  it('a sandboxed worker is never given a second VM: each of them runs on a fresh worker', async () => {
+  it('a sandboxed worker is confined once and runs the next sandboxed VMs; a sandbox:false VM then gets another worker', async () => {
     const p = pool(1);
     await p.warm();
     for (let i = 0; i < 4; i++) {
-      const r = await run(p, { kernel: guest('hello') });
+      const r = await run(p, { kernel: guest('hello'), args: [String(i)] });
       expect(r.exit).toEqual({ status: 0, reason: 'halt' });
+      expect(r.text).toBe(`Hello, world\ncmdline: ${i}\n`);
     }
-    expect(p.counts().started).toBe(5);
+    expect(p.counts().started).toBe(1);
+    // The one worker is confined: a VM that must run unconfined needs a new one.
+    const r = await run(p, { kernel: guest('hello'), sandbox: false });
+    expect(r.exit).toEqual({ status: 0, reason: 'halt' });
+    expect(p.counts().started).toBe(2);
+  }, 60_000);
+
+  it('a sandboxed VM whose options need an unconfined build (dumpcore) runs on an unconfined worker', async () => {
+    const p = pool(1);
+    await p.warm();
+    await run(p, { kernel: guest('hello') }); // the pool's one worker is now confined
+    const warnings: string[] = [];
+    let text = '';
+    const vm = await p.start({ kernel: guest('hello'), memoryMiB: 4, dumpcore: dir, console: (t) => (text += t), warn: (l) => warnings.push(l) });
+    expect(await vm.exited).toEqual({ status: 0, reason: 'halt' });
+    expect(text).toBe('Hello, world\ncmdline: \n');
+    // Built and run unconfined, as the CLI's --dumpcore (docs/abi.md §17), on a new worker.
+    expect(warnings).toEqual(UNCONFINED_WARNINGS);
+    expect(p.counts().started).toBe(2);
   }, 60_000);
 
   it('a sandbox:false worker returns to the pool and runs the next VM (no new worker)', async () => {
@@ -154,15 +175,44 @@ describeKvm('pool: nothing of a VM survives into the next on the same worker', (
     expect(p.counts().started).toBe(1);
   }, 60_000);
 
-  it('also when the first VM was sandboxed (its worker is replaced): the next guest finds nothing', async () => {
+  it('also when both are sandboxed (built and run on the one confined worker): the next guest finds nothing', async () => {
     const p = pool(1);
     await p.warm();
     const w = await run(p, { kernel: guest('secret'), args: ['write', '777'] });
     expect(w.text).toMatch(/^written [1-9][0-9]* pages\n$/);
     const s = await run(p, { kernel: guest('secret'), args: ['scan', '777'] });
     expect(s.text).toBe('clean\n');
-    expect(p.counts().started).toBe(3);
+    expect(p.counts().started).toBe(1);
   }, 60_000);
+
+  it('descriptors: a confined worker holds nothing of a sandboxed VM that ended, failed or was stopped (its disk opened by this thread)', async () => {
+    const p = pool(1);
+    const disk = makeDisk(join(dir, 'reuse-confined.img'), 64 * 512);
+    const odd = makeDisk(join(dir, 'odd-confined.img'), 1000);
+    await run(p, { kernel: guest('hello') }); // the worker is confined and has loaded its code
+    const before = openFds();
+    for (let i = 0; i < 3; i++) {
+      const rw = await run(p, { kernel: guest('block_rw'), args: ['rw', String(i + 1)], block: { storage: disk } });
+      expect(rw.exit).toEqual({ status: 0, reason: 'halt' });
+      const spin = await p.start({ kernel: guest('spin'), memoryMiB: 4, console: () => {} });
+      spin.stop();
+      expect(await spin.exited).toEqual({ status: 1, reason: 'stopped' });
+      await p.warm();
+      await expect(p.start({ kernel: guest('block_rw'), memoryMiB: 4, block: { storage: odd } })).rejects.toThrow(/block aligned/);
+      await p.warm();
+      // The errors of a confined build are those of an unconfined one, word for word.
+      // (Each awaits the worker's return: a start that finds none idle would boot another.)
+      await expect(p.start({ kernel: join(dir, 'missing.hvt'), memoryMiB: 4 })).rejects.toThrow(`${join(dir, 'missing.hvt')}: Could not open: No such file or directory`);
+      await p.warm();
+      await expect(p.start({ kernel: guest('block_rw'), memoryMiB: 4, block: { storage: join(dir, 'none.img') } }))
+        .rejects.toThrow(`Could not open block device: ${join(dir, 'none.img')}: No such file or directory`);
+      await p.warm();
+      await expect(p.start({ kernel: dir, memoryMiB: 4 })).rejects.toThrow(`${dir}: Could not open: Is a directory`);
+      await p.warm();
+    }
+    expect(openFds()).toEqual(before);
+    expect(p.counts().started).toBe(1);
+  }, 120_000);
 
   it('descriptors: a reused worker holds no KVM object and no disk of a VM that ended, failed or was stopped', async () => {
     const p = pool(1);

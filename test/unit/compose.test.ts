@@ -11,6 +11,7 @@ import type { Module } from '../../monitor/module.js';
 import { consoleModule } from '../../modules/console/index.js';
 import { createVm, type VmConfig } from '../../monitor/vm/compose.js';
 import { HALT_STRUCT_GPA, kernel, MFT_BLOCK_BASIC } from '../helpers/elf-builder.js';
+import { NO_PORT_EVENTS } from '../helpers/no-port-events.js';
 
 /** What the fake host handed out and took back, in order. */
 type Log = string[];
@@ -34,7 +35,7 @@ function fakeBackend(log: Log, failAt: FailAt, exits: VcpuExit[] = [HALT]): () =
         const machine: Machine = {
           memory: new ArrayBuffer(allocSize),
           share: () => new SharedArrayBuffer(allocSize),
-          portEvents: { available: false, attach() {}, detach() {} },
+          portEvents: NO_PORT_EVENTS,
           protect: () => fail('protect'),
           createVcpu() {
             fail('createVcpu');

@@ -22,6 +22,7 @@ import { GdbStub, MAX_READ, SIGNAL } from '../../modules/gdb/stub.js';
 import { checkedRam, VcpuRegisters } from '../../modules/gdb/target.js';
 import { GuestMemory } from '../../monitor/vm/memory.js';
 import { caseSeed, envCount, fuzzSeed, Prng } from '../helpers/prng.js';
+import { NO_PORT_EVENTS } from '../helpers/no-port-events.js';
 
 /** A vCPU that only holds registers and records setDebug. */
 class FakeVcpu implements DebugVcpu {
@@ -488,7 +489,7 @@ describe('gdb module on a backend without debug primitives (§16.9)', () => {
       vcpu: { backend: 'none', token: -1 },
       warn: () => {},
       memSize: 0x10000,
-      portEvents: { available: false, attach() {}, detach() {} },
+      portEvents: NO_PORT_EVENTS,
       bootInfo: { hostFeatures: 0, netRing: 0 },
       ringCounters: new Float64Array(130),
       get hooks() { return hooks; },

@@ -262,12 +262,22 @@ describe('--net-ring and netRing', () => {
 });
 
 describe('offering the ring (§13.5): each failing step warns once and leaves the hypercalls', () => {
+  // PortEvents as the KVM backend's: one eventfd (42) is both ends of the kick.
   function ctx(o: { available?: boolean; attach?: () => void; share?: () => never }) {
     const warnings: string[] = [];
     const closed: number[] = [];
     const detached: number[] = [];
+    const kick = { wait: 42, signal: 42, readSize: 8, wakeBytes: new Uint8Array(8) };
+    const portEvents = {
+      available: o.available ?? true,
+      steps: { create: 'eventfd()', attach: 'KVM_IOEVENTFD' },
+      createKick: (): typeof kick => kick,
+      attach: o.attach ?? (() => {}),
+      detach: (_p: number, k: typeof kick) => detached.push(k.signal),
+      closeKick: (k: typeof kick) => closed.push(k.wait),
+    };
     const c = {
-      portEvents: { available: o.available ?? true, attach: o.attach ?? (() => {}), detach: (_p: number, fd: number) => detached.push(fd) },
+      portEvents,
       warn: (m: string) => warnings.push(m),
       memory: { share: o.share ?? (() => { throw new HostError('guest memory cannot be shared with another thread here'); }) },
       bootInfo: { hostFeatures: 0, netRing: 0 },
@@ -278,7 +288,6 @@ describe('offering the ring (§13.5): each failing step warns once and leaves th
       onVmexit() {},
     };
     const host = {
-      eventfd: () => 42,
       close: (fd: number) => closed.push(fd),
       write: () => 8,
     };
@@ -296,7 +305,7 @@ describe('offering the ring (§13.5): each failing step warns once and leaves th
   it('eventfd fails: the reference\'s warning', async () => {
     const { startRing } = await import('../../modules/net/ring.js');
     const t = ctx({});
-    t.host.eventfd = () => {
+    t.c.portEvents.createKick = () => {
       throw errno('EMFILE', 'Too many open files');
     };
     expect(startRing(t.c as never, new Map([[1, 5]]), t.host as never)).toBeNull();

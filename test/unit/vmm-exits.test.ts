@@ -97,10 +97,11 @@ describe('the VM_RUN loop', () => {
     expect(f.calls.some((c) => c.startsWith('writeFd'))).toBe(false);
   });
 
-  it('with a ring kick pipe, an OUT to 0x600 writes one byte to it, then the guest goes on', () => {
+  it('with a ring kick bound, an OUT to 0x600 writes one byte to its pipe, then the guest goes on', () => {
     const f = fake();
-    const cpu = vcpu(f) as ReturnType<typeof vcpu> & { setRingKick(fd: number): void };
-    cpu.setRingKick(21);
+    const m = new VmmBackend(f.binding, new VmRegistry(f.binding, () => {})).createMachine(4 << 20);
+    m.portEvents.attach(0x600, m.portEvents.createKick());
+    const cpu = m.createVcpu();
     f.steps.push({ exitcode: 0, port: 0x600, eax: 1 }, { exitcode: 0, port: 0x508, eax: 0x30000 });
     expect(cpu.run()).toMatchObject({ kind: 'io', port: 0x508 });
     expect(f.calls.filter((c) => c.startsWith('writeFd'))).toEqual(['writeFd(21,1)']);

@@ -2,12 +2,16 @@
 // the vmm unit tests: every call is logged in order with its arguments, the
 // next VM_RUN results are queued as made-up struct vm_exit images, and any
 // call can be made to fail with an errno-carrying error shaped like the addon's.
+import { closeSync, writeSync } from 'node:fs';
 import { type FreebsdNativeBinding, VMM_EXIT, VMM_IOCTLS, VMM_RUN_EXIT, VMM_RUN_INTERRUPTED } from '../../native/binding/vmm.js';
 
 export const VM_FD = 7;
 export const REAPER_FD = 8;
 export const WAKE_FD = 9;
 export const KQ_FD = 10;
+/** The ring kick pipe's ends kickPipe() returns unless told otherwise (Fake.kickPipe). */
+export const KICK_READ_FD = 20;
+export const KICK_WRITE_FD = 21;
 export const TOKEN = 513;
 export const TSC_HZ = 2_893_000_000n;
 
@@ -46,6 +50,16 @@ export function encodeExit(e: FakeExit, out: Uint8Array): void {
   }
 }
 
+/** One write(2) to a real descriptor, with the addon's results: −1 for EAGAIN. */
+function writeReal(fd: number, bytes: Uint8Array): number {
+  try {
+    return writeSync(fd, bytes);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return -1;
+    throw e;
+  }
+}
+
 export interface Fake {
   binding: FreebsdNativeBinding;
   /** Every call, e.g. "vmSetRegister(7,0,15,2147549217)". */
@@ -58,6 +72,12 @@ export interface Fake {
   invariant: number;
   /** Calls that throw: name → error. */
   fail: Record<string, Error>;
+  /** What kickPipe() returns next (real descriptors for a test whose ring thread reads them). */
+  kickPipe: [number, number];
+  /** What writeFd returns for a descriptor (−1: EAGAIN, a full pipe); by default every byte is taken. */
+  writeResult: Record<number, number>;
+  /** Real descriptors writeFd and closeFd pass on to the host (a ring thread reads them); still recorded. */
+  real: Set<number>;
 }
 
 const show = (a: unknown): string => {
@@ -70,8 +90,9 @@ const show = (a: unknown): string => {
 export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'>> = {}): Fake {
   const f: Fake = {
     calls: [], steps: [], signal: 0, stop: false, interrupts: 0,
-    osreldate: 1402000, invariant: 1, fail: {}, ...over,
+    osreldate: 1402000, invariant: 1, fail: {}, kickPipe: [KICK_READ_FD, KICK_WRITE_FD], writeResult: {}, real: new Set(), ...over,
   } as unknown as Fake;
+  const mapped = new Set<ArrayBufferLike>();
   let sequence = 0;
   const rec = <T>(name: string, args: unknown[], result: () => T): T => {
     f.calls.push(`${name}(${args.map(show).join(',')})`);
@@ -89,7 +110,18 @@ export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'
     vmSetCapability: (...a) => rec('vmSetCapability', a, none),
     vmAllocMemseg: (...a) => rec('vmAllocMemseg', a, none),
     vmMmapMemseg: (...a) => rec('vmMmapMemseg', a, none),
-    vmMapGuest: (fd, len) => rec('vmMapGuest', [fd, len], () => new ArrayBuffer(len)),
+    // Shared, as the addon's guest mapping is: shareMemory hands the same pages to another thread.
+    vmMapGuest: (fd, len) =>
+      rec('vmMapGuest', [fd, len], () => {
+        const m = new SharedArrayBuffer(len);
+        mapped.add(m);
+        return m as unknown as ArrayBuffer;
+      }),
+    shareMemory: (m) =>
+      rec('shareMemory', [m.byteLength], () => {
+        if (!mapped.has(m)) throw new TypeError('not a guest memory buffer');
+        return m as unknown as SharedArrayBuffer;
+      }),
     vmProtect: (_m, off, len, prot) => rec('vmProtect', [off, len, prot], none),
     vmSetRegister: (...a) => rec('vmSetRegister', a, none),
     vmGetRegister: (fd, vcpu, reg) => rec('vmGetRegister', [fd, vcpu, reg], () => 0x1000n + BigInt(reg)),
@@ -102,6 +134,7 @@ export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'
     vmmReaper: (name) => rec('vmmReaper', [name], () => REAPER_FD),
     capRightsLimitIoctl: (fd) => rec('capRightsLimitIoctl', [fd], none),
     capIoctlsLimit: (fd, cmds) => rec('capIoctlsLimit', [fd, [...cmds].map((c) => `0x${c.toString(16)}`)], none),
+    capRightsLimitKick: (fd, writeEnd) => rec('capRightsLimitKick', [fd, writeEnd ? 'write' : 'read'], none),
     capEnter: () => rec('capEnter', [], none),
     createVcpu: (...a) => rec('createVcpu', a, () => ({ token: TOKEN, wakeFd: WAKE_FD })),
     destroyVcpu: (t) => rec('destroyVcpu', [t], none),
@@ -118,12 +151,13 @@ export function fake(over: Partial<Pick<Fake, 'osreldate' | 'invariant' | 'fail'
     takeInterrupt: () => (f.interrupts > 0 ? (f.interrupts--, true) : false),
     stopRequested: () => f.stop,
     threadCpuNs: () => 1,
-    kickPipe: () => rec('kickPipe', [], () => [20, 21] as [number, number]),
+    kickPipe: () => rec('kickPipe', [], () => [...f.kickPipe] as [number, number]),
     diskSize: (fd) => rec('diskSize', [fd], () => 1n << 20n),
     // Host.
-    closeFd: (fd) => rec('closeFd', [fd], none),
+    closeFd: (fd) => rec('closeFd', [fd], () => (f.real.has(fd) ? (f.real.delete(fd), closeSync(fd)) : undefined)),
+    openFile: (path, writable) => rec('openFile', [path, writable], () => 9),
     strerror: (e) => `error ${e}`,
-    writeFd: (fd, bytes) => rec('writeFd', [fd, [...bytes].join(' ')], () => bytes.length),
+    writeFd: (fd, bytes) => rec('writeFd', [fd, [...bytes].join(' ')], () => f.writeResult[fd] ?? (f.real.has(fd) ? writeReal(fd, bytes) : bytes.length)),
     readFd: () => -1,
     waitWritable: () => 1,
     realtimeInto: (bytes) => void bytes.fill(0),

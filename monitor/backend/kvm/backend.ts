@@ -5,7 +5,7 @@
 import { type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
 import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
 import { HostError, withErrno } from '../../errors.js';
-import type { Backend, BootState, FatalExit, Machine, PortEvents, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
+import type { Backend, BootState, FatalExit, KickDescriptors, Machine, PortEvents, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
 import type { DebugVcpu } from '../debug.js';
 import { KvmDebug } from './debug.js';
 import { decodeExit, describeFatal } from './exits.js';
@@ -84,6 +84,7 @@ class KvmMachine implements Machine {
     // §13.5: without the capability the ring is silently not offered.
     // Asked only when a module wants it (the net ring), once.
     let available: boolean | undefined;
+    const closedKicks = new WeakSet<KickDescriptors>();
     this.portEvents = {
       get available() {
         if (available === undefined) {
@@ -95,13 +96,26 @@ class KvmMachine implements Machine {
         }
         return available;
       },
-      attach: (port, fd) => b.ioeventfd(vmFd, port, 4, fd, true),
-      detach: (port, fd) => {
+      steps: { create: 'eventfd()', attach: 'KVM_IOEVENTFD' },
+      // One eventfd is both ends: KVM signals it, the ring's thread reads its 8-byte counter.
+      createKick: () => {
+        const fd = b.eventfdCreate();
+        return { wait: fd, signal: fd, readSize: 8, wakeBytes: EVENTFD_ONE };
+      },
+      attach: (port, kick) => b.ioeventfd(vmFd, port, 4, kick.signal, true),
+      detach: (port, kick) => {
         try {
-          b.ioeventfd(vmFd, port, 4, fd, false);
+          b.ioeventfd(vmFd, port, 4, kick.signal, false);
         } catch {
           // Nothing is left to undo, or the VM is going away anyway.
         }
+      },
+      // Just close(2), as at HALT before the kick interface existed: no
+      // KVM_IOEVENTFD deassign after the sandbox; KVM's binding goes with the VM.
+      closeKick: (kick) => {
+        if (closedKicks.has(kick)) return;
+        closedKicks.add(kick);
+        b.closeFd(kick.wait);
       },
     };
   }
@@ -222,3 +236,6 @@ class KvmVcpu implements Vcpu {
     this.b.unmapBuffer(this.runArea);
   }
 }
+
+/** The u64 1 a wake-up adds to the kick eventfd. */
+const EVENTFD_ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);

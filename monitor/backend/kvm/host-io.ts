@@ -11,6 +11,7 @@ export function linuxHostIo(b: NativeBinding): HostIo {
     pwriteAll: (fd, bytes, position) => b.pwriteAll(fd, bytes, position),
     sizeOf: (fd) => b.seekEnd(fd),
     close: (fd) => b.closeFd(fd),
+    openFile: (path, mode) => b.openFile(path, mode === 'r+'),
     openTap: (name) => b.tapAttach(name),
     tapName: (fd) => b.tapName(fd),
     mtu: (iface) => b.ifMtu(iface),
@@ -20,6 +21,5 @@ export function linuxHostIo(b: NativeBinding): HostIo {
       b.checkPollable(fd);
     },
     realtimeInto: (bytes) => b.realtimeInto(bytes, 0),
-    eventfd: () => b.eventfdCreate(),
   };
 }

@@ -4,7 +4,8 @@
 // (registers.ts), the VM_RUN loop for FreeBSD 13 and 14, and hw.vmm.destroy
 // on every way out: close(), a failure while building, the process exiting
 // (vms.ts), and — for SIGKILL or capability mode — the reaper process the
-// addon starts right after the VM exists. Exits are decoded in exits.ts.
+// addon starts right after the VM exists. Exits are decoded in exits.ts; the
+// net ring's kick (a pipe written on each OUT to 0x600) is kick.ts.
 import {
   type FreebsdNativeBinding,
   type RunAbi,
@@ -20,8 +21,9 @@ import type { Backend, BootState, FatalExit, Machine, RunControl, Vcpu, VcpuExit
 import type { DebugVcpu } from '../debug.js';
 import { VmmDebug } from './debug.js';
 import { decodeVmExit, describeVmmFatal, ioExit, isRingKick, otherExit, vmxLines, type VmmExit } from './exits.js';
+import { KICK_BYTE, VmmKickPort } from './kick.js';
 import { generalRegisterOps, specialRegisterOps, type VmmStateOp } from './registers.js';
-import type { VmRegistry } from './vms.js';
+import type { VmEntry, VmRegistry } from './vms.js';
 import { HostRunControl, HostWaitSet } from '../wait-set.js';
 
 /** The first FreeBSD whose VM_RUN takes a pointer to a caller-owned exit (kern.osreldate of 14.0). */
@@ -80,7 +82,7 @@ export class VmmBackend implements Backend {
       call('VM_ALLOC_MEMSEG', () => b.vmAllocMemseg(fd, SEGMENT, allocSize));
       call('VM_MMAP_MEMSEG', () => b.vmMmapMemseg(fd, 0, SEGMENT, 0, allocSize, PROT_RWX));
       const memory = call('Error allocating guest memory', () => b.vmMapGuest(fd, allocSize));
-      return new VmmMachine(b, this.vms, name, fd, this.runAbi, memory);
+      return new VmmMachine(b, this.vms, vm, fd, this.runAbi, memory);
     } catch (e) {
       this.vms.destroy(name);
       throw e;
@@ -92,34 +94,39 @@ export class VmmBackend implements Backend {
 }
 
 class VmmMachine implements Machine {
-  /** No ioeventfd here: the net ring is not offered on this backend yet (its guests use the hypercalls). */
-  readonly portEvents = { available: false, attach() {}, detach() {} };
+  /** The net ring's kick: a pipe the vCPU loop writes on each OUT to 0x600 (kick.ts). */
+  readonly portEvents: VmmKickPort;
+  readonly name: string;
 
   constructor(
     private readonly b: FreebsdNativeBinding,
     private readonly vms: VmRegistry,
-    readonly name: string,
+    vm: VmEntry,
     readonly vmFd: number,
     private readonly runAbi: RunAbi,
     readonly memory: ArrayBuffer,
-  ) {}
+  ) {
+    this.name = vm.name;
+    this.portEvents = new VmmKickPort(b, vm);
+  }
 
   protect(start: number, end: number, prot: number): void {
     this.b.vmProtect(this.memory, start, end - start, prot);
   }
 
-  /** Only the net ring shares guest memory with another thread, and it is not offered here. */
+  /** For the net ring's thread: the same pages, reference counted (native/guest_mapping.cc). */
   share(): SharedArrayBuffer {
-    throw new HostError('guest memory cannot be shared with another thread on this backend');
+    return this.b.shareMemory(this.memory);
   }
 
   createVcpu(): Vcpu {
     const c = call('createVcpu', () => this.b.createVcpu(this.vmFd, VCPU, this.runAbi));
-    return new VmmVcpu(this.b, this.vmFd, c.token, c.wakeFd);
+    return new VmmVcpu(this.b, this.vmFd, c.token, c.wakeFd, this.portEvents);
   }
 
   /** Closes the VM descriptor and destroys the VM (hw.vmm.destroy). */
   close(): void {
+    this.portEvents.unbind();
     this.vms.destroy(this.name);
   }
 }
@@ -133,8 +140,6 @@ class VmmVcpu implements Vcpu {
   private readonly ids: { token: number; wakeFd: number };
   /** The exit behind the last one handed to the core (for describeFatal's rip). */
   private last: VmmExit | undefined;
-  /** Write end of the ring kick pipe, once ring I/O sets one up (§18); −1 while there is none. */
-  private ringKickFd = -1;
   private closed = false;
 
   constructor(
@@ -142,6 +147,8 @@ class VmmVcpu implements Vcpu {
     private readonly vmFd: number,
     private readonly token: number,
     wakeFd: number,
+    /** The machine's kick port: `fd` is the ring kick pipe's write end while a ring is bound (§18), else −1. */
+    private readonly ringKick: { readonly fd: number },
   ) {
     this.handle = { backend: 'vmm', token };
     this.ids = { token, wakeFd };
@@ -170,11 +177,6 @@ class VmmVcpu implements Vcpu {
     }
   }
 
-  /** Uses `fd` as the ring kick pipe's write end: an OUT to 0x600 then writes one byte to it. */
-  setRingKick(fd: number): void {
-    this.ringKickFd = fd;
-  }
-
   run(): VcpuExit {
     for (;;) {
       const r = call('VM_RUN', () => this.b.run(this.token, this.exitBytes));
@@ -189,7 +191,7 @@ class VmmVcpu implements Vcpu {
         case 'inout':
           if (!isRingKick(e)) return ioExit(e);
           // §18: the kick goes to the pipe if there is a ring, and is ignored if not.
-          if (this.ringKickFd >= 0) this.b.writeFd(this.ringKickFd, RING_KICK_BYTE);
+          if (this.ringKick.fd >= 0) this.kickRing(this.ringKick.fd);
           continue;
         case 'bogus': {
           // vmm left the guest for its own reasons (often: a signal is pending).
@@ -204,6 +206,18 @@ class VmmVcpu implements Vcpu {
         case 'other':
           return otherExit(e);
       }
+    }
+  }
+
+  /**
+   * One byte to the kick pipe. The write end is non-blocking: −1 (EAGAIN, a
+   * full pipe) means wake-ups are pending already, so the guest goes on; a
+   * signal before the byte went in (−2) tries again. Any other failure is
+   * the monitor's own bug (the ring closes the pipe only after unbinding it).
+   */
+  private kickRing(fd: number): void {
+    while (call('write to the ring kick pipe', () => this.b.writeFd(fd, KICK_BYTE)) === -2) {
+      // interrupted before the byte went in
     }
   }
 
@@ -234,5 +248,3 @@ class VmmVcpu implements Vcpu {
     this.b.destroyVcpu(this.token);
   }
 }
-
-const RING_KICK_BYTE = new Uint8Array([1]);

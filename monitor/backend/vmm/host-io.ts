@@ -3,7 +3,6 @@
 // frames as written, without GRO/GSO coalescing, so there are no offloads
 // to switch off. Disks are character devices whose size comes from an ioctl.
 import type { FreebsdHostBinding, VmmBinding } from '../../../native/binding/vmm.js';
-import { HostError } from '../../errors.js';
 import type { HostIo } from '../host.js';
 
 export function freebsdHostIo(b: FreebsdHostBinding & Pick<VmmBinding, 'diskSize'>): HostIo {
@@ -14,6 +13,7 @@ export function freebsdHostIo(b: FreebsdHostBinding & Pick<VmmBinding, 'diskSize
     pwriteAll: (fd, bytes, position) => b.pwriteAll(fd, bytes, position),
     sizeOf: (fd) => b.diskSize(fd),
     close: (fd) => b.closeFd(fd),
+    openFile: (path, mode) => b.openFile(path, mode === 'r+'),
     openTap: (name) => b.tapAttach(name),
     tapName: (fd) => b.tapName(fd),
     mtu: (iface) => b.ifMtu(iface),
@@ -23,9 +23,5 @@ export function freebsdHostIo(b: FreebsdHostBinding & Pick<VmmBinding, 'diskSize
       b.checkPollable(fd);
     },
     realtimeInto: (bytes) => b.realtimeInto(bytes, 0),
-    // Only the net ring's kick needs one, and the ring is not offered on this backend.
-    eventfd: () => {
-      throw new HostError('no eventfd on this backend');
-    },
   };
 }

@@ -7,6 +7,9 @@
 // mode, no new files, sockets, processes or sysctls for any thread. Capsicum
 // confines whole processes, never one thread, so a library VM ('thread')
 // gets the descriptor limits only: the embedding program keeps its rights.
+// The net ring's kick pipes are limited too: the read end, which the ring's
+// thread reads, to CAP_READ | CAP_EVENT; the write end, which the vCPU loop
+// and the ring's stop write, to CAP_WRITE.
 // hw.vmm.destroy, no longer allowed in capability mode, is left to the
 // reaper process started before (vms.ts).
 import { type FreebsdNativeBinding, type RunAbi, VMM_IOCTLS, type VmmIoctlName } from '../../../native/binding/vmm.js';
@@ -14,7 +17,7 @@ import { HostError } from '../../errors.js';
 import type { Sandbox, SandboxScope } from '../backend.js';
 import type { VmRegistry } from './vms.js';
 
-type Calls = Pick<FreebsdNativeBinding, 'capRightsLimitIoctl' | 'capIoctlsLimit' | 'capEnter'>;
+type Calls = Pick<FreebsdNativeBinding, 'capRightsLimitIoctl' | 'capIoctlsLimit' | 'capRightsLimitKick' | 'capEnter'>;
 
 /** §18 step 7's ioctls, with the VM_RUN this kernel takes. */
 export function allowedIoctls(abi: RunAbi): number[] {
@@ -48,6 +51,14 @@ export function capsicumSandbox(b: Calls, vms: VmRegistry, abi: () => RunAbi): S
       }
       const ioctls = allowedIoctls(abi());
       for (const vm of vms.entries()) {
+        for (const k of vm.kicks) {
+          if (k.limited) continue;
+          wrap(() => {
+            b.capRightsLimitKick(k.read, false);
+            b.capRightsLimitKick(k.write, true);
+          });
+          k.limited = true;
+        }
         if (vm.limited || vm.fd < 0) continue;
         wrap(() => {
           b.capRightsLimitIoctl(vm.fd);

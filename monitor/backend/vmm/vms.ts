@@ -6,8 +6,18 @@
 // returns its status and exits: the 'exit' hook below), and, when this
 // process can no longer call sysctl (Capsicum's capability mode) or is
 // killed, the reaper process, which destroys the VM once its descriptor
-// closes. The Capsicum sandbox (sandbox.ts) limits the descriptors listed here.
+// closes. The Capsicum sandbox (sandbox.ts) limits the descriptors listed
+// here: the VM's own, and its net ring kick pipes (kick.ts), which the ring
+// closes itself.
 import type { FreebsdNativeBinding } from '../../../native/binding/vmm.js';
+
+/** The two ends of a ring kick pipe (kick.ts), while open. */
+export interface KickPipe {
+  readonly read: number;
+  readonly write: number;
+  /** cap_rights_limit applied to both ends. */
+  limited: boolean;
+}
 
 export interface VmEntry {
   readonly name: string;
@@ -17,6 +27,8 @@ export interface VmEntry {
   reaperFd: number;
   /** cap_rights_limit / cap_ioctls_limit applied. */
   limited: boolean;
+  /** Ring kick pipes made for this VM and not yet closed. */
+  readonly kicks: KickPipe[];
 }
 
 type Calls = Pick<FreebsdNativeBinding, 'vmmDestroy' | 'closeFd'>;
@@ -32,7 +44,7 @@ export class VmRegistry {
   ) {}
 
   add(name: string): VmEntry {
-    const entry: VmEntry = { name, fd: -1, reaperFd: -1, limited: false };
+    const entry: VmEntry = { name, fd: -1, reaperFd: -1, limited: false, kicks: [] };
     this.live.set(name, entry);
     if (!this.hooked) {
       this.hooked = true;

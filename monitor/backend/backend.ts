@@ -73,11 +73,10 @@ export interface WaitSet {
    * this thread from its event loop, when any descriptor of the set is
    * ready, the wake descriptor included (a stop, SIGINT/SIGTERM or an
    * interrupt()); returns a cancel that makes sure it is not called. One
-   * watch at a time. Absent where the backend cannot watch (FreeBSD for now).
+   * watch at a time. Needs Platform.prepareWatches() on this thread first.
+   * Absent where the backend cannot watch (FreeBSD for now).
    */
   watch?(onReady: () => void): () => void;
-  /** Makes the system calls watch() needs once (Linux: uv_poll_init); call before the thread is confined. */
-  prepareWatch?(): void;
   close(): void;
 }
 
@@ -229,4 +228,10 @@ export interface Platform {
    * confined. Absent where the backend has none.
    */
   createLane?(): PreemptLane;
+  /**
+   * Readies the calling thread for WaitSet.watch (Linux: its watch hub, an
+   * epoll descriptor on the thread's event loop, whose set-up makes an ioctl
+   * a confined thread may not): call it before the thread is confined.
+   */
+  prepareWatches?(): void;
 }

@@ -64,7 +64,6 @@ export class HostWaitSet implements WaitSet {
   private watcher = -1;
   private onReady: (() => void) | undefined;
   readonly watch?: (onReady: () => void) => () => void;
-  readonly prepareWatch?: () => void;
 
   constructor(
     private readonly b: WaitBinding,
@@ -81,11 +80,11 @@ export class HostWaitSet implements WaitSet {
       throw e;
     }
     if (b.waitsetWatcher && b.waitsetWatch && b.waitsetCancel && b.waitsetUnwatch) {
-      this.prepareWatch = () => this.watcherId();
       this.watch = (onReady) => this.startWatch(onReady);
     }
   }
 
+  /** The watcher of ws, made on the first watch (one epoll_ctl: fine on a confined thread, given the hub). */
   private watcherId(): number {
     if (this.closed) throw new Error('wait set is closed');
     if (this.watcher < 0) {

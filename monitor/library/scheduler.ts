@@ -17,6 +17,7 @@ import type { Vm } from '../vm/compose.js';
 /** What the scheduler needs of the platform (backend/index.ts platform()). */
 export interface SchedulerPlatform {
   createLane?(): PreemptLane;
+  prepareWatches?(): void;
   cpuTimeNs(handle: VcpuHandle): number;
 }
 
@@ -60,31 +61,30 @@ export class VmScheduler {
   private scheduled = false;
   private closed = false;
 
-  /** Call on the thread that runs the VMs, before it is confined (the lane may start a thread). */
+  /**
+   * Call on the thread that runs the VMs, before it is confined: the lane
+   * may start the watchdog thread, and the thread's watch hub is made here.
+   */
   constructor(
     private readonly platform: SchedulerPlatform,
     options: SchedulerOptions = {},
   ) {
     this.sliceMs = options.sliceMs ?? 5;
     this.aloneSliceMs = options.aloneSliceMs ?? 50;
+    platform.prepareWatches?.();
     this.lane = platform.createLane?.();
   }
 
   /**
    * Runs a built VM to its end among the others; resolves with how it ended,
    * or rejects with what vm.run() would have thrown. The VM stays the
-   * caller's to close once the promise settles. Makes the wait set's watcher
-   * now, before the VM's first slice enters its sandbox.
+   * caller's to close once the promise settles (stop it first to end it
+   * early: platform().stop(vm.handle)).
    */
   run(vm: SchedulableVm): Promise<RunOutcome> {
     if (this.closed) return Promise.reject(new Error('VmScheduler is closed'));
     if (this.entries.has(vm)) return Promise.reject(new Error('this VM is already scheduled'));
     if (!vm.waitSet.watch) return Promise.reject(new Error('this backend cannot watch a wait set: run the VM with vm.run()'));
-    try {
-      vm.waitSet.prepareWatch?.();
-    } catch (e) {
-      return Promise.reject(e);
-    }
     return new Promise<RunOutcome>((resolve, reject) => {
       const e: Entry = { vm, state: 'runnable', resolve, reject, deadlineMs: Infinity };
       this.cpu.set(vm, 0);
@@ -207,7 +207,11 @@ export class VmScheduler {
       // Timers may fire a little early; a long timeout is waited in pieces.
       e.timer = setTimeout(arm, Math.min(Math.ceil(left), MAX_TIMER_MS));
     };
-    e.cancelWatch = vm.waitSet.watch!(wake);
+    try {
+      e.cancelWatch = vm.waitSet.watch!(wake);
+    } catch (err) {
+      return this.end(e, () => e.reject(err));
+    }
     arm();
   }
 

@@ -5,19 +5,25 @@
 
 export interface SchedBinding {
   /**
-   * A watcher of a wait set's epoll descriptor on the calling thread's libuv
-   * loop, not armed; returns its id. Makes uv_poll_init's system calls
-   * (ioctl FIONBIO, an epoll_ctl probe): call it before the thread is
-   * confined. `onReady(events)` runs on this thread, in a callback scope,
-   * once per waitsetWatch() after which the descriptor became readable
-   * (events < 0: a libuv error code), never after waitsetCancel/Unwatch.
+   * Makes the calling thread's watch hub if it has none: an epoll descriptor
+   * watched by a uv_poll_t on this thread's libuv loop. uv_poll_init makes
+   * an ioctl (FIONBIO) a confined thread may not: call it before the thread
+   * is confined. Afterwards watching needs only epoll_ctl and epoll_wait.
+   */
+  waitsetHub(): void;
+  /**
+   * A watcher of a wait set's epoll descriptor in this thread's hub, not
+   * armed; returns its id. Throws without a hub, or if epfd is watched
+   * already. `onReady(events)` runs on this thread, in a callback scope,
+   * once per waitsetWatch() after which the descriptor became readable,
+   * never after waitsetCancel/Unwatch.
    */
   waitsetWatcher(epfd: number, onReady: (events: number) => void): number;
   /** Arms the watcher once (one-shot); false if it is closed. */
   waitsetWatch(watcher: number): boolean;
   /** Disarms; true if a watch was pending (its callback will not run). */
   waitsetCancel(watcher: number): boolean;
-  /** Closes the watcher (before its epoll descriptor); twice, or an unknown id, does nothing. */
+  /** Removes the watcher (before its epoll descriptor is closed); twice, or an unknown id, does nothing. */
   waitsetUnwatch(watcher: number): void;
 
   /** A preemption lane for this thread; the first one starts the process's watchdog thread (call before confinement). */
@@ -32,6 +38,7 @@ export interface SchedBinding {
 
 /** What load.ts checks the Linux addon against: every member of SchedBinding. */
 export const SCHED_SHAPE = {
+  waitsetHub: 'function',
   waitsetWatcher: 'function',
   waitsetWatch: 'function',
   waitsetCancel: 'function',

@@ -1,7 +1,8 @@
 // The addon's primitives for several VMs per thread, directly: the wait-set
-// watcher (native/host_waitwatch_linux.cc: one-shot, never called after
-// cancel or close, in worker threads too, no leak per watch or per watcher,
-// a thread that ends with one armed exits cleanly) and the preemption lanes
+// watchers of a thread's hub (native/host_waitwatch_linux.cc: one-shot,
+// never called after cancel or close, in worker threads too, no leak per
+// watch or per watcher, a thread that ends with one armed exits cleanly, an
+// idle hub does not keep a thread alive) and the preemption lanes
 // (native/vcpu_lanes_linux.cc: arm/disarm tell whether an interrupt was
 // posted, once per arming; ids are checked). The lanes against a running
 // vCPU are in scheduler.test.ts.
@@ -11,6 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../native/binding.js';
 
 const b = loadNative();
+b.waitsetHub();
+b.waitsetHub(); // once per thread: again does nothing
 const ONE = new Uint8Array(new BigUint64Array([1n]).buffer);
 const turn = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,7 +100,12 @@ describe('waitsetWatcher', () => {
     s.close();
   });
 
-  it('refuses bad arguments', () => {
+  it('refuses bad arguments, and a wait set watched twice', () => {
+    const s = waitSet();
+    const w = b.waitsetWatcher(s.ep, () => {});
+    expect(() => b.waitsetWatcher(s.ep, () => {})).toThrow(expect.objectContaining({ code: 'EEXIST' }));
+    b.waitsetUnwatch(w);
+    s.close();
     expect(() => b.waitsetWatcher(-1, () => {})).toThrow(TypeError);
     expect(() => b.waitsetWatcher(0, undefined as never)).toThrow(TypeError);
     expect(b.waitsetWatch(1e9)).toBe(false);
@@ -146,12 +154,15 @@ describe('waitsetWatcher', () => {
     const code = `
       const { parentPort } = require('node:worker_threads');
       const b = require(${JSON.stringify(addon)});
+      let refused = '';
+      try { b.waitsetWatcher(b.waitsetCreate(), () => {}); } catch (e) { refused = e.message; }
+      b.waitsetHub();
       const ep = b.waitsetCreate(), efd = b.eventfdCreate();
       b.waitsetAdd(ep, efd, 1);
       const w = b.waitsetWatcher(ep, () => {
-        parentPort.postMessage('fired');
+        parentPort.postMessage(['fired', refused]);
         const w2 = b.waitsetWatcher(b.waitsetCreate(), () => {});
-        b.waitsetWatch(w2); // left armed and open: the environment's cleanup closes it
+        b.waitsetWatch(w2); // left armed: the environment's cleanup closes the hub
         setTimeout(() => process.exit(0), 10);
       });
       b.waitsetWatch(w);
@@ -159,12 +170,30 @@ describe('waitsetWatcher', () => {
     const worker = new Worker(code, { eval: true });
     const messages: unknown[] = [];
     worker.on('message', (m) => messages.push(m));
-    const code2 = await new Promise((resolve, reject) => {
+    const exit = await new Promise((resolve, reject) => {
       worker.on('exit', resolve);
       worker.on('error', reject);
     });
-    expect(messages).toEqual(['fired']);
-    expect(code2).toBe(0);
+    expect(messages).toEqual([['fired', expect.stringMatching(/no watch hub/)]]);
+    expect(exit).toBe(0);
+  });
+
+  it('an idle hub, or watchers not armed, do not keep a thread alive; an armed watch does', async () => {
+    const addon = (await import('../../native/binding/load.js')).addonPath('ukvm_native');
+    const run = async (arm: boolean) => {
+      const code = `
+        const b = require(${JSON.stringify(addon)});
+        b.waitsetHub();
+        const w = b.waitsetWatcher(b.waitsetCreate(), () => {});
+        if (${arm}) b.waitsetWatch(w);`;
+      const worker = new Worker(code, { eval: true });
+      const ended = new Promise((r) => worker.once('exit', () => r('ended')));
+      const r = await Promise.race([ended, sleep(500).then(() => 'alive')]);
+      await worker.terminate();
+      return r;
+    };
+    expect(await run(false)).toBe('ended');
+    expect(await run(true)).toBe('alive');
   });
 });
 

@@ -5,6 +5,8 @@
 // nothing here would finish); a stop ends only its VM whatever its state; a
 // VM that faults ends only itself; CPU time is accounted per VM; and one VM
 // alone costs about what vm.run() costs on its exit path.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, expect, it } from 'vitest';
 import { platform } from '../../monitor/backend/index.js';
@@ -14,7 +16,7 @@ import { VmScheduler } from '../../monitor/library/scheduler.js';
 import { createVm, type Vm } from '../../monitor/vm/compose.js';
 import { COUNTERS_LENGTH, EXIT_KINDS } from '../../monitor/vm/core.js';
 import { consoleModule } from '../../modules/console/index.js';
-import { describeKvm, guest } from '../helpers/tender.js';
+import { describeKvm, guest, ROOT } from '../helpers/tender.js';
 
 interface Built {
   vm: Vm;
@@ -181,6 +183,18 @@ describeKvm('VmScheduler: several VMs on one thread', () => {
     platform().stop(h.vm.handle);
     expect(await done).toEqual({ kind: 'stopped' });
   });
+
+  it('works on a thread confined by the library filter: VMs built, scheduled, preempted, stopped', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'test', 'kvm', 'scheduler-confined.mjs'), ROOT], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal).toBeNull(); // SIGSYS: a call outside the filter
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const m = JSON.parse(r.stdout) as { outcomes?: unknown[]; out?: string; error?: string };
+    expect(m.error).toBeUndefined();
+    expect(m.outcomes).toEqual([...Array(9).fill({ kind: 'halt', status: 0 }), { kind: 'stopped' }]);
+    expect(m.out?.match(/^ticks=10 early=0 /gm)?.length).toBe(8);
+    expect(m.out).toContain('Hello, world\n');
+  }, 90_000);
 
   it('one VM alone costs about what vm.run() costs per exit (bench_exits walltime)', async () => {
     const N = '20000';

@@ -35,6 +35,7 @@ export function kvmPlatform(binding: NativeBinding = loadNative()): Platform {
     interrupt: (h) => interruptVcpu(binding, token(h)),
     cpuTimeNs: (h) => binding.threadCpuNs(token(h)),
     createLane: () => kvmLane(binding),
+    prepareWatches: () => binding.waitsetHub(),
   };
 }
 

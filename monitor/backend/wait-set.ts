@@ -4,7 +4,9 @@
 // always holds the vCPU's wake descriptor (an eventfd on Linux, a pipe on
 // FreeBSD, written by the SIGINT/SIGTERM handler and by stop requests), and
 // the RunControl that lets handlers waiting on the host give up once the run
-// is ending.
+// is ending. With several VMs on one thread (library/scheduler.ts) the set is
+// also watched from the event loop instead of waited on (watch(); Linux:
+// native/host_waitwatch_linux.cc).
 import type { HostBinding } from '../../native/binding/host.js';
 import type { SchedBinding } from '../../native/binding/sched.js';
 import type { RunControl, WaitSet } from './backend.js';
@@ -60,7 +62,7 @@ export class HostWaitSet implements WaitSet {
   private readonly keys = new Int32Array(64);
   private devices = 0;
   private closed = false;
-  /** The event-loop watcher of ws (made on first need), and the watch armed on it. */
+  /** The event-loop watcher of ws (made on the first watch; −1: none), and the callback of the watch armed on it. */
   private watcher = -1;
   private onReady: (() => void) | undefined;
   readonly watch?: (onReady: () => void) => () => void;
@@ -100,8 +102,8 @@ export class HostWaitSet implements WaitSet {
   private startWatch(onReady: () => void): () => void {
     if (this.onReady) throw new Error('wait set is already watched');
     const id = this.watcherId();
+    this.b.waitsetWatch!(id); // its callback comes from the event loop, never from here
     this.onReady = onReady;
-    this.b.waitsetWatch!(id);
     return () => {
       // Only this watch: a later one must not be cancelled by a stale cancel.
       if (this.onReady !== onReady) return;
@@ -138,7 +140,7 @@ export class HostWaitSet implements WaitSet {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    // The watcher first: libuv must not watch a descriptor number that may be reused.
+    // The watcher first: the thread's hub lets go of ws before its number can be reused.
     this.onReady = undefined;
     if (this.watcher >= 0) this.b.waitsetUnwatch!(this.watcher);
     this.b.closeFd(this.ws);

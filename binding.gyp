@@ -10,7 +10,9 @@
       "native/host_tap_linux.cc",
       "native/host_seccomp_linux.cc",
       "native/host_ring_linux.cc",
-      "native/guest_mapping.cc"
+      "native/guest_mapping.cc",
+      "native/host_waitwatch_linux.cc",
+      "native/vcpu_lanes_linux.cc"
     ],
     "ukvm_freebsd_sources": [
       "native/vmm_freebsd.cc",

@@ -1,6 +1,7 @@
 // Registration of every native export. Built twice (binding.gyp):
 //   ukvm_native.node — the product: the kvm and host surfaces
-//                      (native/binding/kvm.ts, native/binding/host.ts);
+//                      (native/binding/kvm.ts, native/binding/host.ts,
+//                      and on Linux native/binding/sched.ts);
 //   ukvm_bench.node  — the same plus the bench-only floor loop
 //                      (native/binding/bench.ts), compiled with UKVM_BENCH.
 // The product never loads the bench addon. Each addon has its own vCPU
@@ -22,6 +23,8 @@ void RegisterVcpuDebug(Napi::Env, Napi::Object) {}
 void RegisterSeccomp(Napi::Env, Napi::Object) {}
 void RegisterRing(Napi::Env, Napi::Object) {}
 void RegisterBench(Napi::Env, Napi::Object) {}
+void RegisterWaitWatch(Napi::Env, Napi::Object) {}
+void RegisterLanes(Napi::Env, Napi::Object) {}
 #endif
 #if !defined(__linux__) && !defined(__FreeBSD__)
 void RegisterGuestMapping(Napi::Env, Napi::Object) {}
@@ -42,6 +45,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ukvm::RegisterSeccomp(env, exports);
   ukvm::RegisterRing(env, exports);
   ukvm::RegisterGuestMapping(env, exports);
+  ukvm::RegisterWaitWatch(env, exports);
+  ukvm::RegisterLanes(env, exports);
 #ifdef __FreeBSD__
   ukvm::RegisterVmm(env, exports);
   ukvm::RegisterVmmVcpu(env, exports);

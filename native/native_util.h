@@ -95,6 +95,9 @@ void RegisterTap(Napi::Env env, Napi::Object exports);      // host_tap_linux.cc
 void RegisterSeccomp(Napi::Env env, Napi::Object exports);  // host_seccomp_linux.cc
 void RegisterRing(Napi::Env env, Napi::Object exports);     // host_ring_linux.cc
 void RegisterGuestMapping(Napi::Env env, Napi::Object exports);  // guest_mapping.cc
+// Several VMs on one thread (Linux only):
+void RegisterWaitWatch(Napi::Env env, Napi::Object exports);  // host_waitwatch_linux.cc
+void RegisterLanes(Napi::Env env, Napi::Object exports);      // vcpu_lanes_linux.cc
 // The bench addon only (target ukvm_bench):
 void RegisterBench(Napi::Env env, Napi::Object exports);  // bench_linux.cc
 

@@ -68,6 +68,15 @@ export interface WaitSet {
   add(fd: number, key: number): void;
   /** Waits up to timeoutNs for input; the keys ready, or null if the run is ending. */
   wait(timeoutNs: number): readonly number[] | null;
+  /**
+   * Several VMs per thread (library/scheduler.ts): calls onReady once, on
+   * this thread from its event loop, when any descriptor of the set is
+   * ready, the wake descriptor included (a stop, SIGINT/SIGTERM or an
+   * interrupt()); returns a cancel that makes sure it is not called. One
+   * watch at a time. Needs Platform.prepareWatches() on this thread first.
+   * Absent where the backend cannot watch (FreeBSD for now).
+   */
+  watch?(onReady: () => void): () => void;
   close(): void;
 }
 
@@ -85,7 +94,26 @@ export interface Vcpu {
   describeFatal(kind: FatalExit, exit: VcpuExit): string;
   /** Asks the vCPU, from this thread, to stop (its run() returns interrupted). */
   kick(): void;
+  /**
+   * On the vCPU's thread, between runs: consumes a pending interrupt() (a
+   * preemption the scheduler posted), so the next run enters the guest and
+   * the next POLL waits; false if none was pending.
+   */
+  takeInterrupt?(): boolean;
   close(): void;
+}
+
+/**
+ * Preemption of a vCPU that computes without exits, so that several VMs can
+ * share one thread (library/scheduler.ts). One lane per thread; arm before a
+ * slice, disarm after.
+ */
+export interface PreemptLane {
+  /** From now, the vCPU `handle` names gets one interrupt() (Platform.interrupt) once sliceNs has passed. */
+  arm(handle: VcpuHandle, sliceNs: number): void;
+  /** Disarms; true if the interrupt was posted for this arming (take it: Vcpu.takeInterrupt). */
+  disarm(): boolean;
+  free(): void;
 }
 
 /**
@@ -194,4 +222,16 @@ export interface Platform {
   interrupt(handle: VcpuHandle): boolean;
   /** CPU time in ns of the thread running a vCPU (guest time included), from any thread; −1 if unknown. */
   cpuTimeNs(handle: VcpuHandle): number;
+  /**
+   * A preemption lane for the calling thread (Linux); the first one in the
+   * process starts a watchdog thread, so call it before the thread is
+   * confined. Absent where the backend has none.
+   */
+  createLane?(): PreemptLane;
+  /**
+   * Readies the calling thread for WaitSet.watch (Linux: its watch hub, an
+   * epoll descriptor on the thread's event loop, whose set-up makes an ioctl
+   * a confined thread may not): call it before the thread is confined.
+   */
+  prepareWatches?(): void;
 }

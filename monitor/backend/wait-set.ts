@@ -4,14 +4,17 @@
 // always holds the vCPU's wake descriptor (an eventfd on Linux, a pipe on
 // FreeBSD, written by the SIGINT/SIGTERM handler and by stop requests), and
 // the RunControl that lets handlers waiting on the host give up once the run
-// is ending.
+// is ending. With several VMs on one thread (library/scheduler.ts) the set is
+// also watched from the event loop instead of waited on (watch(); Linux:
+// native/host_waitwatch_linux.cc).
 import type { HostBinding } from '../../native/binding/host.js';
+import type { SchedBinding } from '../../native/binding/sched.js';
 import type { RunControl, WaitSet } from './backend.js';
 
-/** What the wait set and run control need of a backend's native binding. */
+/** What the wait set and run control need of a backend's native binding (watching: Linux only). */
 export type WaitBinding = Pick<HostBinding, 'pendingSignal' | 'waitWritable' | 'waitsetCreate' | 'waitsetAdd' | 'waitsetWait' | 'closeFd'> & {
   stopRequested(token: number): boolean;
-};
+} & Partial<Pick<SchedBinding, 'waitsetWatcher' | 'waitsetWatch' | 'waitsetCancel' | 'waitsetUnwatch'>>;
 
 interface VcpuIds {
   readonly token: number;
@@ -59,6 +62,10 @@ export class HostWaitSet implements WaitSet {
   private readonly keys = new Int32Array(64);
   private devices = 0;
   private closed = false;
+  /** The event-loop watcher of ws (made on the first watch; −1: none), and the callback of the watch armed on it. */
+  private watcher = -1;
+  private onReady: (() => void) | undefined;
+  readonly watch?: (onReady: () => void) => () => void;
 
   constructor(
     private readonly b: WaitBinding,
@@ -74,6 +81,35 @@ export class HostWaitSet implements WaitSet {
       b.closeFd(this.ws);
       throw e;
     }
+    if (b.waitsetWatcher && b.waitsetWatch && b.waitsetCancel && b.waitsetUnwatch) {
+      this.watch = (onReady) => this.startWatch(onReady);
+    }
+  }
+
+  /** The watcher of ws, made on the first watch (one epoll_ctl: fine on a confined thread, given the hub). */
+  private watcherId(): number {
+    if (this.closed) throw new Error('wait set is closed');
+    if (this.watcher < 0) {
+      this.watcher = this.b.waitsetWatcher!(this.ws, () => {
+        const fn = this.onReady;
+        this.onReady = undefined;
+        fn?.();
+      });
+    }
+    return this.watcher;
+  }
+
+  private startWatch(onReady: () => void): () => void {
+    if (this.onReady) throw new Error('wait set is already watched');
+    const id = this.watcherId();
+    this.b.waitsetWatch!(id); // its callback comes from the event loop, never from here
+    this.onReady = onReady;
+    return () => {
+      // Only this watch: a later one must not be cancelled by a stale cancel.
+      if (this.onReady !== onReady) return;
+      this.onReady = undefined;
+      this.b.waitsetCancel!(id);
+    };
   }
 
   add(fd: number, key: number): void {
@@ -104,6 +140,9 @@ export class HostWaitSet implements WaitSet {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // The watcher first: the thread's hub lets go of ws before its number can be reused.
+    this.onReady = undefined;
+    if (this.watcher >= 0) this.b.waitsetUnwatch!(this.watcher);
     this.b.closeFd(this.ws);
   }
 }

@@ -4,7 +4,7 @@
 // docs/abi.md §1 steps 7–13 is followed. Every host resource taken is given
 // back if a later step fails.
 import { writeGdt, writePageTables } from '../arch/x86_64.js';
-import type { Backend, Machine, Vcpu, VcpuHandle, WaitSet } from '../backend/backend.js';
+import type { Backend, Machine, RunControl, Vcpu, VcpuHandle, WaitSet } from '../backend/backend.js';
 import type { HostIo } from '../backend/host.js';
 import { ConfigError } from '../errors.js';
 import type { Kernel } from '../kernel/kernel.js';
@@ -12,7 +12,7 @@ import { loadElf } from '../kernel/loader.js';
 import { typeName } from '../kernel/manifest.js';
 import type { Module, SetupContext } from '../module.js';
 import { buildCmdline, writeBootInfo } from './bootinfo.js';
-import { Core, type RunOutcome } from './core.js';
+import { Core, type RunOutcome, type SliceOutcome } from './core.js';
 import { debugMemory } from './debug-memory.js';
 import { GuestMemory } from './memory.js';
 import { sizeMemory } from './memsize.js';
@@ -80,6 +80,18 @@ export interface Vm {
   /** Makes run() return { kind: 'stopped' } soon. */
   stop(): void;
   close(): void;
+
+  // Several VMs on one thread (library/scheduler.ts); vm.run() is unchanged.
+  /** A cooperative part of run() (Core.runSlice); the first call of either runs VmConfig.sandbox first. */
+  runSlice(deadlineMs: number): SliceOutcome;
+  /** Ends the POLL a slice blocked in (Core.completePoll) with the keys ready. */
+  completePoll(keys: readonly number[]): void;
+  /** POLL's wait set: wait(0) for the keys ready now, watch() to be called back from the event loop. */
+  readonly waitSet: WaitSet;
+  /** Whether the run is ending (a stop or termination signal). */
+  readonly control: RunControl;
+  /** Consumes a pending interrupt() (a preemption), on this thread between slices; false if none (or not offered). */
+  takeInterrupt(): boolean;
 }
 
 /** Builds a VM ready to run. Throws TenderError subclasses for every bad input. */
@@ -129,7 +141,12 @@ export function createVm(config: VmConfig): Vm {
 
     waitSet = cpu.createWaitSet(config.pollSpinNs ?? DEFAULT_POLL_SPIN_NS);
     const ws = waitSet;
-    const core = new Core(mem, { realtimeInto: config.host.realtimeInto, watch: (fd, key) => ws.add(fd, key), wait: (ns) => ws.wait(ns) }, config.counters);
+    const core = new Core(mem, {
+      realtimeInto: config.host.realtimeInto,
+      watch: (fd, key) => ws.add(fd, key),
+      wait: (ns) => ws.wait(ns),
+      ending: () => cpu.control.ending(),
+    }, config.counters);
     const deviceBytes = config.deviceBytes ?? new Float64Array(DEVICE_BYTES_LENGTH);
     const ringCounters = config.ringCounters ?? new Float64Array(new SharedArrayBuffer(RING_COUNTERS_LENGTH * 8));
     const bootInfo = { hostFeatures: 0, netRing: 0 };
@@ -168,15 +185,25 @@ export function createVm(config: VmConfig): Vm {
     ownBackend = undefined;
     let closed = false;
     let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      config.sandbox?.();
+    };
     return {
       handle: cpu.handle,
       run: () => {
-        if (!started) {
-          started = true;
-          config.sandbox?.();
-        }
+        start();
         return core.run(cpu);
       },
+      runSlice: (deadlineMs) => {
+        start();
+        return core.runSlice(cpu, deadlineMs);
+      },
+      completePoll: (keys) => core.completePoll(keys),
+      waitSet: ws,
+      control: cpu.control,
+      takeInterrupt: () => cpu.takeInterrupt?.() ?? false,
       stop: () => cpu.kick(),
       close() {
         if (closed) return;

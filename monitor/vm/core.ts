@@ -7,7 +7,7 @@ import { HALT_COOKIE_SIZE, Hypercall, HYPERCALL_MAX, HYPERCALL_PORT_BASE, type H
 import { HALT_ARGS, POLL_ARGS, WALLTIME_ARGS } from '../abi/layouts.js';
 import type { Vcpu, VcpuExit } from '../backend/backend.js';
 import { GuestError, HostError, ModuleError } from '../errors.js';
-import type { CheckedMemory } from './memory.js';
+import type { CheckedMemory, GuestStruct } from './memory.js';
 import type { HaltHook, HypercallHandler, VmexitHook } from '../module.js';
 
 /** How a run ended. */
@@ -15,6 +15,23 @@ export type RunOutcome =
   | { kind: 'halt'; status: number }
   | { kind: 'signal'; signal: number }
   | { kind: 'stopped' };
+
+/**
+ * How a slice of a run ended (Core.runSlice): as a run does, or 'blocked' (the
+ * guest waits in POLL until deadlineMs, a performance.now() time, or until a
+ * device is ready: call completePoll), or 'yield' (the slice's time is up, or
+ * a preemption interrupt came: run another slice when it is this VM's turn).
+ */
+export type SliceOutcome = RunOutcome | { kind: 'blocked'; deadlineMs: number } | { kind: 'yield' };
+
+/**
+ * A POLL in a slice with nothing ready waits on the thread (as in run()) when
+ * its timeout is at most this, in ns: blocking that long is cheaper than a
+ * trip through the event loop.
+ */
+export const SLICE_SYNC_POLL_NS = 1_000_000;
+
+const YIELD: SliceOutcome = Object.freeze({ kind: 'yield' });
 
 /** What the core needs from the host besides the vCPU (compose.ts builds it from the backend). */
 export interface CoreHost {
@@ -24,6 +41,8 @@ export interface CoreHost {
   watch(fd: number, handle: number): void;
   /** Waits on the POLL set; returns handles ready, or null if the run is ending. */
   wait(timeoutNs: number): readonly number[] | null;
+  /** True once a stop or termination signal is ending the run (a slice's POLL then completes at once). */
+  ending?(): boolean;
 }
 
 /** Exit kinds in the order of their counters. */
@@ -43,6 +62,12 @@ export class Core {
   private readonly haltHooks: HaltHook[] = [];
   private readonly vmexitHooks: VmexitHook[] = [];
   private readonly pollFds: { fd: number; handle: number }[] = [];
+  /** True while runSlice runs: POLL may block without waiting, an unclaimed interrupt yields. */
+  private slicing = false;
+  /** Why the current slice must end after this exit (set by POLL or a preemption). */
+  private pause: SliceOutcome | null = null;
+  /** The POLL that blocked a slice, until completePoll. */
+  private pendingPoll: { gpa: number; deadlineMs: number } | null = null;
   constructor(
     private readonly mem: CheckedMemory & { readonly allocSize: number },
     private readonly host: CoreHost,
@@ -81,6 +106,52 @@ export class Core {
     }
   }
 
+  /**
+   * Runs the vCPU cooperatively, for several VMs on one thread: like run(),
+   * but returns 'yield' after the first exit at or past deadlineMs (a
+   * performance.now() time) or at a preemption interrupt no vmexit hook
+   * claimed, and 'blocked' where a POLL would wait longer than
+   * SLICE_SYNC_POLL_NS with nothing ready: then nothing runs this VM until
+   * completePoll(). Throws what run() would.
+   */
+  runSlice(vcpu: Vcpu, deadlineMs: number): SliceOutcome {
+    if (this.pendingPoll) throw new HostError('runSlice: the guest is blocked in POLL (completePoll first)');
+    this.slicing = true;
+    try {
+      for (;;) {
+        const outcome = this.dispatch(vcpu.run(), vcpu);
+        if (outcome) return outcome;
+        const pause = this.pause;
+        if (pause) {
+          this.pause = null;
+          return pause;
+        }
+        if (performance.now() >= deadlineMs) return YIELD;
+      }
+    } finally {
+      this.slicing = false;
+      this.pause = null;
+    }
+  }
+
+  /** Whether a slice ended 'blocked' and waits for completePoll. */
+  get blocked(): boolean {
+    return this.pendingPoll !== null;
+  }
+
+  /**
+   * Ends the POLL a slice blocked in, as POLL does (§10.3): readySet holds
+   * the device handles among `keys` (others ignored), ret their count. The
+   * arguments are checked again (CheckedMemory), so a guest gains nothing by
+   * what it did before it blocked. Throws HostError if no POLL is waiting.
+   */
+  completePoll(keys: readonly number[]): void {
+    const p = this.pendingPoll;
+    if (!p) throw new HostError('completePoll: no POLL is waiting');
+    this.pendingPoll = null;
+    this.pollDone(this.mem.struct(p.gpa, POLL_ARGS, 'write'), keys);
+  }
+
   /** Handles one exit; returns how the run ended, or null to keep running. */
   dispatch(exit: VcpuExit, vcpu: Pick<Vcpu, 'describeFatal'>): RunOutcome | null {
     this.bump(EXIT_INDEX[exit.kind]);
@@ -102,6 +173,12 @@ export class Core {
       case 'internalError':
         throw new HostError(vcpu.describeFatal('internal-error', exit));
       case 'debug': // no debugger claimed it (a module's vmexit hook would have)
+        // In a slice, an interrupt nobody claimed is the scheduler's preemption.
+        if (this.slicing && exit.reason === 'interrupt') {
+          this.pause = YIELD;
+          return null;
+        }
+        throw new GuestError(vcpu.describeFatal('unhandled', exit));
       case 'other':
         throw new GuestError(vcpu.describeFatal('unhandled', exit));
     }
@@ -133,17 +210,32 @@ export class Core {
     const args = this.mem.struct(gpa, POLL_ARGS, 'write');
     const [lo, hi] = args.u64Halves('timeoutNanos');
     const timeoutNs = hi * 2 ** 32 + lo;
+    if (this.slicing && timeoutNs > SLICE_SYNC_POLL_NS) {
+      // In a slice: complete now if anything is ready or the run is ending,
+      // else leave the wait to the scheduler (completePoll).
+      const ending = this.host.ending?.() ?? false;
+      const ready = ending ? [] : this.host.wait(0);
+      if (ending || ready === null || ready.length !== 0) return this.pollDone(args, ready ?? []);
+      const deadlineMs = performance.now() + timeoutNs / 1e6;
+      this.pendingPoll = { gpa, deadlineMs };
+      this.pause = { kind: 'blocked', deadlineMs };
+      return;
+    }
+    // A zero timeout with nothing to watch returns at once: no syscall at all.
+    this.pollDone(args, timeoutNs !== 0 || this.pollFds.length !== 0 ? this.host.wait(timeoutNs) ?? [] : []);
+  }
+
+  private pollDone(args: GuestStruct<typeof POLL_ARGS>, keys: readonly number[]): void {
     let readyLo = 0;
     let readyHi = 0;
     let count = 0;
-    // A zero timeout with nothing to watch returns at once: no syscall at all.
-    if (timeoutNs !== 0 || this.pollFds.length !== 0) {
-      for (const handle of this.host.wait(timeoutNs) ?? []) {
-        if (!(handle >= 0 && handle <= 63)) continue; // only device handles count
-        if (handle < 32) readyLo |= 1 << handle;
-        else readyHi |= 1 << (handle - 32);
-        count++;
-      }
+    for (const handle of keys) {
+      if (!(handle >= 0 && handle <= 63)) continue; // only device handles count
+      const bit = handle < 32 ? 1 << handle : 1 << (handle - 32);
+      if (handle < 32 ? readyLo & bit : readyHi & bit) continue; // each once
+      if (handle < 32) readyLo |= bit;
+      else readyHi |= bit;
+      count++;
     }
     args.setU64Halves('readySet', readyLo, readyHi);
     args.setI32('ret', count);

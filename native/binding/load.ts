@@ -15,14 +15,15 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { HOST_SHAPE, type HostBinding } from './host.js';
 import { KVM_RUN_OFFSETS, KVM_SHAPE, type KvmBinding } from './kvm.js';
+import { SCHED_SHAPE, type SchedBinding } from './sched.js';
 
-/** The product's native surface: KVM and host (the bench addon adds benchRunToHalt, see bench.ts). */
-export type NativeBinding = KvmBinding & HostBinding;
+/** The product's native surface: KVM, host and several-VMs-per-thread (the bench addon adds benchRunToHalt, see bench.ts). */
+export type NativeBinding = KvmBinding & HostBinding & SchedBinding;
 
 export type ExportKind = 'function' | 'number' | 'string' | 'object';
 export type Shape = Readonly<Record<string, ExportKind>>;
 
-export const NATIVE_SHAPE: Shape = { ...KVM_SHAPE, ...HOST_SHAPE };
+export const NATIVE_SHAPE: Shape = { ...KVM_SHAPE, ...HOST_SHAPE, ...SCHED_SHAPE };
 
 const PACKAGE_NAME = 'ukvm-ts';
 

@@ -223,6 +223,10 @@ class KvmVcpu implements Vcpu {
     if (!this.closed) this.b.kick(this.token);
   }
 
+  takeInterrupt(): boolean {
+    return !this.closed && this.b.takeInterrupt(this.token);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

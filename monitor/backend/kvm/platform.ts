@@ -3,7 +3,7 @@
 import { loadNative, type NativeBinding } from '../../../native/binding.js';
 import { useStrerror } from '../../errors.js';
 import { seccompSandbox } from '../../sandbox/linux.js';
-import type { Platform, VcpuHandle } from '../backend.js';
+import type { Platform, PreemptLane, VcpuHandle } from '../backend.js';
 import { KvmBackend } from './backend.js';
 import { interruptVcpu } from './debug.js';
 import { linuxHostIo } from './host-io.js';
@@ -34,5 +34,22 @@ export function kvmPlatform(binding: NativeBinding = loadNative()): Platform {
     stop: (h) => binding.kick(token(h)),
     interrupt: (h) => interruptVcpu(binding, token(h)),
     cpuTimeNs: (h) => binding.threadCpuNs(token(h)),
+    createLane: () => kvmLane(binding),
+    prepareWatches: () => binding.waitsetHub(),
+  };
+}
+
+/** A preemption lane over the addon's (native/vcpu_lanes_linux.cc). */
+function kvmLane(binding: NativeBinding): PreemptLane {
+  const lane = binding.laneCreate();
+  let freed = false;
+  return {
+    arm: (h, sliceNs) => binding.laneArm(lane, token(h), sliceNs),
+    disarm: () => !freed && binding.laneDisarm(lane),
+    free() {
+      if (freed) return;
+      freed = true;
+      binding.laneFree(lane);
+    },
   };
 }

@@ -33,6 +33,9 @@ export function workerInput(options: UnikernelOptions, modules: WorkerInput['mod
   };
 }
 
+/** Names each job in its worker's messages (unique in this thread). */
+let nextJob = 1;
+
 /**
  * Called once when the job is over: reusable is the worker's own word (true:
  * it waits for another job; false: it ends itself), null if the worker died.
@@ -47,6 +50,7 @@ export type Release = (reusable: boolean | null) => void;
 export function launch(worker: Worker, input: WorkerInput, options: UnikernelOptions, answer: (r: HostRequest) => void, release: Release): Promise<Unikernel> {
   const started = Date.now();
   const warn = options.warn ?? ((line: string) => process.stderr.write(`ukvm-ts: ${line}\n`));
+  const id = nextJob++;
   return new Promise<Unikernel>((resolve, reject) => {
     let vcpu: VcpuHandle | null = null;
     let ended: ExitInfo | null = null;
@@ -103,6 +107,8 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
       release(reusable);
     };
     const onMessage = (m: WorkerMessage) => {
+      // A worker may run several VMs: only this job's messages are this VM's.
+      if (m.type === 'idle' || m.id !== id) return;
       switch (m.type) {
         case 'ready':
           vcpu = m.handle;
@@ -134,8 +140,6 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
         case 'free':
           detach(m.reusable);
           break;
-        case 'idle':
-          break;
       }
     };
     const onError = (e: Error) => {
@@ -154,7 +158,7 @@ export function launch(worker: Worker, input: WorkerInput, options: UnikernelOpt
     worker.on('error', onError);
     worker.on('exit', onExit);
     try {
-      worker.postMessage({ type: 'job', input } satisfies WorkerJob);
+      worker.postMessage({ type: 'job', id, input } satisfies WorkerJob);
     } catch (e) {
       // Nothing reached the worker (an option that cannot be cloned): it stays as good as it was.
       const info: ExitInfo = { status: 1, reason: 'error', message: `the VM's options cannot be sent to its worker: ${e instanceof Error ? e.message : String(e)}` };

@@ -31,6 +31,15 @@ import { stoppedBeforeStart } from './unstarted.js';
 export interface PoolOptions {
   /** Workers kept booted and idle (default: the number of CPUs, at most 4; 0 keeps none). */
   size?: number;
+  /**
+   * VMs one worker thread runs at once (default 1; at most 64). Above 1 a
+   * worker schedules its VMs cooperatively (library/scheduler.ts): a POLL
+   * waits in the worker's event loop instead of blocking the thread, and a
+   * guest that computes is preempted after a 5 ms slice. A worker costs
+   * ~8 MiB however many VMs it runs, so this is how idle VMs get cheap;
+   * the price is that VMs of one worker share one thread (and one CPU).
+   */
+  vmsPerWorker?: number;
   /** V8 heap limits of each worker (default: WORKER_LIMITS). */
   resourceLimits?: ResourceLimits;
 }
@@ -76,6 +85,14 @@ const REFILL_DELAY_MS = 50;
 /** The worker's code: the bundle of monitor/library/worker.ts (scripts/bundle.mjs). */
 const WORKER = join(DIST, 'bundles', 'library-worker.mjs');
 
+/**
+ * What a VM needs of its worker: 'confined' (sandboxed, built on a confined
+ * thread), 'open' (sandbox: false), 'exclusive' (its options need an
+ * unconfined build: gdb, dumpcore, the net ring; it runs alone, and a
+ * sandboxed one ends its worker).
+ */
+type VmClass = 'confined' | 'open' | 'exclusive';
+
 /** One worker of the pool, with its end of the channel for host calls (broker.ts). */
 interface Slot {
   readonly worker: Worker;
@@ -83,11 +100,22 @@ interface Slot {
   readonly replied: Int32Array;
   /** Its thread is confined (worker.ts): it builds only VMs with confinedBuild. */
   confined: boolean;
+  /** VMs it runs now. */
+  load: number;
+  /** The class of the VMs it runs (null while it runs none): a worker never mixes them. */
+  kind: VmClass | null;
 }
+
+/** A worker's preemption lane is one of 64 per process (native/vcpu_lanes_linux.cc). */
+const MAX_VMS_PER_WORKER = 64;
 
 export function createPool(options: PoolOptions = {}): Pool {
   const size = options.size ?? Math.min(4, availableParallelism());
   if (!Number.isInteger(size) || size < 0) throw new OptionError('pool size must be a non-negative integer');
+  const capacity = options.vmsPerWorker ?? 1;
+  if (!Number.isInteger(capacity) || capacity < 1 || capacity > MAX_VMS_PER_WORKER) {
+    throw new OptionError(`vmsPerWorker must be an integer from 1 to ${MAX_VMS_PER_WORKER}`);
+  }
   const modules = REGISTRY.map((d) => ({ name: d.name, serves: [...d.serves], always: d.always === true }));
   const limits = options.resourceLimits ?? WORKER_LIMITS;
 
@@ -95,12 +123,14 @@ export function createPool(options: PoolOptions = {}): Pool {
   /** Workers told to end (retire), not yet gone. */
   const ending = new Set<Worker>();
   const idle: Slot[] = [];
-  /** Starts waiting for a worker; `confinedBuild`: a confined one will do. */
-  const waiters: { confinedBuild: boolean; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
+  /** Workers running VMs that can take one more (vmsPerWorker > 1). */
+  const partial = new Set<Slot>();
+  /** Workers running VMs that will come back (not an exclusive sandboxed VM's, which ends its worker). */
+  const returning = new Set<Slot>();
+  /** Starts waiting for a worker that suits their class. */
+  const waiters: { cls: VmClass; comesBack: boolean; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
   const stoppers = new Set<() => void>();
   let booting = 0;
-  /** Busy workers that will come back (their VM runs with sandbox: false). */
-  let returning = 0;
   let startedWorkers = 0;
   let closed = false;
   /** After a worker failed to boot, boot only for starts that wait (no loop of failures in the background). */
@@ -138,17 +168,59 @@ export function createPool(options: PoolOptions = {}): Pool {
     w.once('exit', () => clearTimeout(t));
   };
 
-  /** Gives a booted or freed worker to a waiting start it suits, or keeps it idle, or ends it. */
+  /** Whether `slot` can run one more VM of class `cls` now. */
+  const suits = (slot: Slot, cls: VmClass): boolean => {
+    if (slot.load >= capacity || slot.kind === 'exclusive') return false;
+    switch (cls) {
+      case 'exclusive':
+        return slot.load === 0 && !slot.confined;
+      case 'confined':
+        return slot.load === 0 || slot.kind === 'confined';
+      case 'open':
+        return !slot.confined && (slot.load === 0 || slot.kind === 'open');
+    }
+  };
+
+  /** Counts a VM of class `cls` on `slot` (taken from idle or partial by the caller). */
+  const take = (slot: Slot, cls: VmClass, comesBack: boolean) => {
+    slot.load++;
+    slot.kind = cls;
+    // The worker confines itself as it takes this job (worker.ts); from now
+    // on it is counted as confined, also if the build fails first.
+    if (cls === 'confined') slot.confined = true;
+    if (comesBack) returning.add(slot);
+    if (slot.load < capacity && cls !== 'exclusive') partial.add(slot);
+    else partial.delete(slot);
+  };
+
+  /**
+   * Gives a booted worker, or one that just finished a VM, to the waiting
+   * starts it suits; then keeps it idle (or running the VMs it has), or ends
+   * it if the pool has enough idle ones.
+   */
   const offer = (slot: Slot) => {
     const w = slot.worker;
+    if (slot.load === 0) {
+      slot.kind = null;
+      partial.delete(slot);
+      returning.delete(slot);
+    }
     if (closed) {
-      retire(slot);
+      if (slot.load === 0) retire(slot);
       return;
     }
-    const i = waiters.findIndex((x) => x.confinedBuild || !slot.confined);
-    if (i >= 0) {
-      (waiters.splice(i, 1)[0] as (typeof waiters)[number]).take(slot);
-    } else if (idle.length < size) {
+    for (let i = 0; i < waiters.length; ) {
+      const x = waiters[i] as (typeof waiters)[number];
+      if (!suits(slot, x.cls)) {
+        i++;
+        continue;
+      }
+      waiters.splice(i, 1);
+      take(slot, x.cls, x.comesBack);
+      x.take(slot);
+    }
+    if (slot.load > 0) return;
+    if (idle.length < size) {
       w.unref();
       idle.push(slot);
       checkWarm();
@@ -162,7 +234,7 @@ export function createPool(options: PoolOptions = {}): Pool {
     startedWorkers++;
     const { port1, port2 } = new MessageChannel();
     const replied = new SharedArrayBuffer(4);
-    const boot: WorkerBoot = { modules, replies: port2, replied };
+    const boot: WorkerBoot = { modules, replies: port2, replied, vmsPerWorker: capacity };
     const w = new Worker(WORKER, {
       workerData: boot,
       transferList: [port2],
@@ -171,7 +243,9 @@ export function createPool(options: PoolOptions = {}): Pool {
       execArgv: [],
       resourceLimits: limits,
     });
-    const slot: Slot = { worker: w, replies: port1, replied: new Int32Array(replied), confined: false };
+    const slot: Slot = { worker: w, replies: port1, replied: new Int32Array(replied), confined: false, load: 0, kind: null };
+    // Each VM it runs listens to it (launch.ts: message, error, exit), and the pool's own three.
+    w.setMaxListeners(3 * capacity + 10);
     w.unref();
     all.add(w);
     let booted = false;
@@ -199,35 +273,50 @@ export function createPool(options: PoolOptions = {}): Pool {
       slot.replies.close();
       const i = idle.indexOf(slot);
       if (i >= 0) idle.splice(i, 1);
+      partial.delete(slot);
+      returning.delete(slot);
       checkGone();
       refill();
     });
   };
 
   /**
-   * Boots workers until each start waiting has one booting for it (it takes
-   * the first to boot), and those idle, booting or coming back cover `size`.
+   * Boots workers until the starts waiting have enough booting for them
+   * (they take the first to boot), and those idle, booting or coming back
+   * cover `size`.
    */
   const refill = () => {
     if (closed) return;
     const warmth = bootFailed ? 0 : size;
-    while (booting < waiters.length || idle.length + booting + returning < warmth) spawn();
+    // Workers the waiting starts need: one per exclusive VM, and for the
+    // others one per vmsPerWorker of a class (a worker never mixes them).
+    const of = (cls: VmClass) => waiters.filter((x) => x.cls === cls).length;
+    const needed = of('exclusive') + Math.ceil(of('confined') / capacity) + Math.ceil(of('open') / capacity);
+    while (booting < needed || idle.length + booting + returning.size < warmth) spawn();
   };
 
-  const acquire = (confinedBuild: boolean): Promise<Slot> => {
+  /** A worker for one VM of class `cls`, counted on it (take) as it is chosen. */
+  const acquire = (cls: VmClass, comesBack: boolean): Promise<Slot> => {
     // The replacement of an idle worker taken here boots once this start is
     // over (start() refills): booting it now would compete for the CPU with
     // the very VM being built. A confined build takes a confined worker
-    // first, leaving the others for VMs that need them.
+    // first, leaving the others for VMs that need them. With several VMs
+    // per worker, idle workers are used first (VMs spread over the CPUs),
+    // then the least loaded that suits (they stack up to vmsPerWorker).
     const last = (ok: (s: Slot) => boolean) => {
       for (let j = idle.length - 1; j >= 0; j--) if (ok(idle[j] as Slot)) return j;
       return -1;
     };
-    let i = confinedBuild ? last((s) => s.confined) : -1;
-    if (i < 0) i = last((s) => !s.confined);
-    if (i >= 0) return Promise.resolve(idle.splice(i, 1)[0] as Slot);
-    return new Promise<Slot>((take, fail) => {
-      waiters.push({ confinedBuild, take, fail });
+    let i = cls === 'confined' ? last((s) => s.confined) : -1;
+    if (i < 0) i = last((s) => suits(s, cls));
+    let chosen: Slot | null = i >= 0 ? (idle.splice(i, 1)[0] as Slot) : null;
+    if (!chosen) for (const s of partial) if (suits(s, cls) && (!chosen || s.load < chosen.load)) chosen = s;
+    if (chosen) {
+      take(chosen, cls, comesBack);
+      return Promise.resolve(chosen);
+    }
+    return new Promise<Slot>((resolve, fail) => {
+      waiters.push({ cls, comesBack, take: resolve, fail });
       refill();
     });
   };
@@ -240,17 +329,18 @@ export function createPool(options: PoolOptions = {}): Pool {
       if (opts.signal?.aborted) return stoppedBeforeStart(opts.console === 'iterable');
       const grants = vmGrants(opts.kernel, given, REGISTRY);
       const input = workerInput(opts, given, grants === 'unconfined');
-      const slot = await acquire(input.confinedBuild);
+      const cls: VmClass = grants === 'unconfined' ? 'exclusive' : input.confinedBuild ? 'confined' : 'open';
+      // An exclusive sandboxed VM confines its worker with its own filter: that worker ends after it.
+      const comesBack = !input.sandbox || cls !== 'exclusive';
+      const slot = await acquire(cls, comesBack);
       const worker = slot.worker;
       if (opts.signal?.aborted) {
-        // Aborted while waiting for a worker: it never ran anything, keep it.
+        // Aborted while waiting for a worker: it runs nothing of this VM, give its place back.
+        slot.load--;
         offer(slot);
         return stoppedBeforeStart(opts.console === 'iterable');
       }
       worker.ref();
-      // The worker confines itself as it takes this job (worker.ts); from
-      // now on it is counted as confined, also if the build fails first.
-      if (input.confinedBuild) slot.confined = true;
       const serve = grants === 'unconfined' ? null : hostBroker(platform().host, grants);
       const answer = (request: HostRequest) => {
         slot.replies.postMessage(serve ? serve(request) : { ok: false, error: { message: `${request.op}: not a confined build`, errno: 1, code: 'EPERM' } });
@@ -260,8 +350,6 @@ export function createPool(options: PoolOptions = {}): Pool {
       let vm: Unikernel | null = null;
       const stopper = () => vm?.stop();
       stoppers.add(stopper);
-      const comesBack = !input.sandbox || input.confinedBuild;
-      if (comesBack) returning++;
       // The replacement boots once this VM has ended, or has run for
       // REFILL_DELAY_MS: a short VM (a function call, a test) then never
       // shares the CPU with a booting worker; a long one gets its
@@ -278,8 +366,9 @@ export function createPool(options: PoolOptions = {}): Pool {
       try {
         vm = await launch(worker, input, opts, answer, (reusable) => {
           stoppers.delete(stopper);
-          if (comesBack) returning--;
+          slot.load--;
           if (reusable === true) offer(slot);
+          else returning.delete(slot);
           // false: its thread is confined and it ends itself; null: it is gone. Its exit refills too.
           refillOnce();
         });

@@ -26,6 +26,8 @@ export interface SchedulerOptions {
   sliceMs?: number;
   /** How long a VM alone on the thread runs before the event loop turns, ms (default 50). */
   aloneSliceMs?: number;
+  /** Told a VM's CPU time so far (cpuTimeNs) after each of its slices: a live figure for another thread. */
+  onCpu?: (vm: SchedulableVm, ns: number) => void;
 }
 
 /** What the scheduler needs of a VM: compose.ts's Vm. */
@@ -58,6 +60,7 @@ export class VmScheduler {
   private readonly lane: PreemptLane | undefined;
   private readonly sliceMs: number;
   private readonly aloneSliceMs: number;
+  private readonly onCpu: SchedulerOptions['onCpu'];
   private scheduled = false;
   private closed = false;
 
@@ -70,6 +73,7 @@ export class VmScheduler {
     options: SchedulerOptions = {},
   ) {
     this.sliceMs = options.sliceMs ?? 5;
+    this.onCpu = options.onCpu;
     this.aloneSliceMs = options.aloneSliceMs ?? 50;
     platform.prepareWatches?.();
     this.lane = platform.createLane?.();
@@ -174,6 +178,7 @@ export class VmScheduler {
   private account(e: Entry, cpu0: number): void {
     const cpu1 = this.platform.cpuTimeNs(e.vm.handle);
     if (cpu0 >= 0 && cpu1 >= cpu0) this.cpu.set(e.vm, (this.cpu.get(e.vm) ?? 0) + cpu1 - cpu0);
+    this.onCpu?.(e.vm, this.cpu.get(e.vm) ?? 0);
   }
 
   private block(e: Entry, deadlineMs: number): void {

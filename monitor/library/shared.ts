@@ -18,7 +18,13 @@ export const STATS = {
   cpuEnd: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 1,
   /** The net ring's counters (vm/compose.ts RING_COUNTERS_LENGTH), written by its I/O thread. */
   ring: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2,
-  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2 + RING_COUNTERS_LENGTH,
+  /**
+   * 1 when the VM shares its worker's thread with others: cpuEnd is then its
+   * own CPU time so far, kept live by the worker (the thread's clock counts
+   * every VM of the thread).
+   */
+  cpuShared: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 2 + RING_COUNTERS_LENGTH,
+  length: COUNTERS_LENGTH + DEVICE_BYTES_LENGTH + 3 + RING_COUNTERS_LENGTH,
 } as const;
 
 /**
@@ -39,6 +45,8 @@ export interface WorkerBoot {
   replies: MessagePort;
   /** One Int32 slot: set to 1 when an answer is posted to `replies`. */
   replied: SharedArrayBuffer;
+  /** VMs the worker runs at once (PoolOptions.vmsPerWorker); above 1 they share its thread (scheduler.ts). */
+  vmsPerWorker: number;
 }
 
 /** One VM, as it crosses to the worker (no functions or streams). */
@@ -67,13 +75,21 @@ export interface WorkerInput {
 
 /** The caller's thread to a worker. */
 export type WorkerJob =
-  | { type: 'job'; input: WorkerInput }
+  /** `id` names the job in every message about it (a worker may run several at once). */
+  | { type: 'job'; id: number; input: WorkerInput }
   /** End when idle: close what the worker holds (/dev/kvm) and let the thread end. */
   | { type: 'end' };
 
 export type WorkerMessage =
   /** The worker has loaded its code and waits for a job (sent once, at boot). */
   | { type: 'idle' }
+  | JobMessage;
+
+/** What a worker says about one job, tagged with the `id` of its WorkerJob. */
+export type JobMessage = JobEvent & { id: number };
+
+/** What a worker says about one job. */
+export type JobEvent = (
   | { type: 'ready'; handle: VcpuHandle; manifest: { name: string; type: number }[] }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'warn'; line: string }
@@ -88,7 +104,8 @@ export type WorkerMessage =
    * further build: it then ends itself. confined: its thread is confined
    * (it takes only jobs with confinedBuild).
    */
-  | { type: 'free'; reusable: boolean; confined: boolean };
+  | { type: 'free'; reusable: boolean; confined: boolean }
+);
 
 /** Why a VM stopped: it halted, faulted, failed on the host side, was stopped (stop(), an AbortSignal) or ran out of its timeout. */
 export type ExitReason = 'halt' | 'fault' | 'error' | 'stopped' | 'timeout';

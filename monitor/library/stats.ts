@@ -25,7 +25,8 @@ export function readStats(s: Float64Array, names: { name: string; type: number }
     }
   });
   const start = s[STATS.cpuStart] ?? 0;
-  const end = ended ? (s[STATS.cpuEnd] ?? 0) : vcpu ? platform().cpuTimeNs(vcpu) : 0;
+  // A VM sharing its thread: the worker keeps cpuEnd live (its own slices only).
+  const end = ended || s[STATS.cpuShared] === 1 ? (s[STATS.cpuEnd] ?? 0) : vcpu ? platform().cpuTimeNs(vcpu) : 0;
   const ring = { reads: s[STATS.ring] ?? 0, writes: s[STATS.ring + 1] ?? 0 };
   return { exits, hypercalls, devices, ring, wallMs, vcpuMs: Math.max(0, end - start) / 1e6 };
 }

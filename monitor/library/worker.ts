@@ -32,7 +32,8 @@ import { COUNTERS_LENGTH } from '../vm/core.js';
 import { brokeredHost } from './brokered-host.js';
 import { postingSink } from './console-flow.js';
 import { warmupKernel } from './warmup-kernel.js';
-import { STATS, type WorkerBoot, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
+import { VmScheduler } from './scheduler.js';
+import { type JobEvent, STATS, type WorkerBoot, type WorkerInput, type WorkerJob, type WorkerMessage } from './shared.js';
 
 const boot = workerData as WorkerBoot;
 const maybePort = parentPort;
@@ -46,6 +47,14 @@ const channel = { replies: boot.replies, flag: new Int32Array(boot.replied) };
 let backend: Backend | null = null;
 /** Set once this thread is confined for confined builds (it stays so). */
 let confined = false;
+/**
+ * With several VMs per worker, they share this thread through the scheduler,
+ * made now, before the thread can be confined (it may start the preemption
+ * watchdog thread and makes the thread's watch hub).
+ */
+const scheduler = boot.vmsPerWorker > 1 ? new VmScheduler(host, { onCpu: (vm, ns) => cpuOf.get(vm)?.(ns) }) : null;
+/** Where each running VM's CPU time goes (its stats buffer), for the scheduler's onCpu. */
+const cpuOf = new Map<object, (ns: number) => void>();
 
 /** Module descriptors this worker has loaded, by name. */
 const loaded = new Map<string, Promise<ModuleDescriptor>>();
@@ -69,7 +78,7 @@ function needed(kernel: Kernel, input: WorkerInput): Promise<ModuleDescriptor[]>
 }
 
 /** Runs one VM, telling `post` about it; true if this worker can run another. */
-async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Promise<boolean> {
+async function runJob(input: WorkerInput, post: (m: JobEvent) => void): Promise<boolean> {
   const stats = new Float64Array(input.stats);
   /** Set when this VM's own filter went in (a build that was not confined): no further build. */
   let ownFilter = false;
@@ -128,7 +137,14 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));
-    stats[STATS.cpuStart] = Math.max(host.cpuTimeNs(vm.handle), 0);
+    if (scheduler) {
+      // The thread's clock counts every VM of the thread: the scheduler counts this one's slices.
+      stats[STATS.cpuShared] = 1;
+      const own = vm;
+      cpuOf.set(own, (ns) => (stats[STATS.cpuEnd] = ns));
+    } else {
+      stats[STATS.cpuStart] = Math.max(host.cpuTimeNs(vm.handle), 0);
+    }
     post({ type: 'ready', handle: vm.handle, manifest });
   } catch (e) {
     // createVm closes what it took; a kernel that never reached it is closed here (closing twice is harmless).
@@ -136,9 +152,9 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
     vm?.close();
     return fail(e);
   }
-  let message: WorkerMessage;
+  let message: JobEvent;
   try {
-    const outcome = vm.run();
+    const outcome = scheduler ? await scheduler.run(vm) : vm.run();
     message = outcome.kind === 'halt'
       ? { type: 'exit', status: outcome.status & 0xff, reason: 'halt' }
       : { type: 'exit', status: 1, reason: 'stopped' };
@@ -147,7 +163,12 @@ async function runJob(input: WorkerInput, post: (m: WorkerMessage) => void): Pro
     message = { type: 'exit', status: 1, reason, message: printable(e instanceof Error ? e.message : String(e)) };
   }
   // Final figures first: the caller may read stats as soon as it hears of the exit.
-  stats[STATS.cpuEnd] = Math.max(host.cpuTimeNs(vm.handle), 0);
+  if (scheduler) {
+    stats[STATS.cpuEnd] = scheduler.cpuTimeNs(vm);
+    cpuOf.delete(vm);
+  } else {
+    stats[STATS.cpuEnd] = Math.max(host.cpuTimeNs(vm.handle), 0);
+  }
   vm.close();
   post(message);
   return !ownFilter;
@@ -179,8 +200,9 @@ port.on('message', (m: WorkerJob) => {
     port.close();
     return;
   }
-  void runJob(m.input, toCaller).then((reusable) => {
-    toCaller({ type: 'free', reusable, confined });
+  const id = m.id;
+  void runJob(m.input, (e) => toCaller({ ...e, id })).then((reusable) => {
+    toCaller({ type: 'free', reusable, confined, id });
     // Nothing else holds the event loop: the thread ends as it did before pools.
     if (!reusable) {
       backend?.close();

@@ -6,7 +6,8 @@
 // them all, and how many ended 'stopped'. Run alone, it is also a way to
 // look at one figure: node bench/library-rss.mjs 64 '{"maxYoungGenerationSizeMb":1}'
 // With 'empty' as the second argument it measures bare Node workers instead
-// (the floor of a worker thread, no ukvm-ts code in it).
+// (the floor of a worker thread, no ukvm-ts code in it). A third argument is
+// the pool's vmsPerWorker (default 1): node bench/library-rss.mjs 256 '' 16
 import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { createPool } from '../dist/monitor/index.js';
@@ -14,6 +15,7 @@ import { guest } from './lib.mjs';
 
 const N = Number(process.argv[2] ?? 16);
 const mode = process.argv[3] ?? '';
+const vmsPerWorker = Number(process.argv[4] ?? 1);
 
 function status() {
   const s = readFileSync('/proc/self/status', 'utf8');
@@ -38,7 +40,7 @@ if (mode === 'empty') {
   process.stdout.write(`${JSON.stringify({ n: N, hostMiB: perVm(before, after, 'anon') + perVm(before, after, 'file') })}\n`);
   await Promise.all(workers.map((w) => w.terminate()));
 } else {
-  const pool = createPool({ size: 0, ...(mode ? { resourceLimits: JSON.parse(mode) } : {}) });
+  const pool = createPool({ size: 0, vmsPerWorker, ...(mode ? { resourceLimits: JSON.parse(mode) } : {}) });
   // One VM first, so the main thread's own code and the addon are loaded before counting.
   const first = await pool.start({ kernel: guest('idle'), memoryMiB: 8, console: () => {} });
   first.stop();
@@ -68,6 +70,7 @@ if (mode === 'empty') {
   await pool.close();
   process.stdout.write(`${JSON.stringify({
     n: N,
+    vmsPerWorker,
     hostMiB: perVm(before, after, 'anon') + perVm(before, after, 'file'),
     guestMiB: perVm(before, after, 'shmem'),
     threadsPerVm: (after.threads - before.threads) / N,

@@ -19,6 +19,8 @@ import { createPool, REGISTRY } from '../dist/monitor/index.js';
 import { BIN, bootFloorVm, bootVm, guest, ROOT, stats } from './lib.mjs';
 
 const MEM = 8;
+/** vmsPerWorker of the shared-worker rows. */
+const SHARED = 16;
 const HELLO = guest('hello');
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 const now = () => process.hrtime.bigint();
@@ -87,8 +89,8 @@ const spawnAsync = (program, args) =>
     c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${program} exited ${code}`))));
   });
 
-function rss(n, mode) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'library-rss.mjs'), String(n), ...(mode ? [mode] : [])], { encoding: 'utf8', timeout: 600_000 });
+function rss(n, mode = '', vmsPerWorker = 1) {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'library-rss.mjs'), String(n), mode, String(vmsPerWorker)], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`library-rss ${n} failed: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -134,42 +136,50 @@ export async function benchLibrary({ runs = 15, burst = 64 } = {}) {
   // for the sandbox: false starts.
   const warm = createPool({ size: 2 });
   const open = createPool({ size: 2 });
+  const dense = createPool({ size: 2, vmsPerWorker: SHARED });
   const cold = createPool({ size: 0 });
-  const latency = { sandboxed: [], reused: [], cold: [], spawn: [], c: [] };
+  const latency = { sandboxed: [], reused: [], shared: [], cold: [], spawn: [], c: [] };
   await startToExit(warm);
+  await startToExit(dense);
   await startToExit(open, { sandbox: false });
   for (let i = 0; i < runs; i++) {
     await warm.warm();
     latency.sandboxed.push(await startToExit(warm));
     await open.warm();
     latency.reused.push(await startToExit(open, { sandbox: false }));
+    await dense.warm();
+    latency.shared.push(await startToExit(dense));
     latency.cold.push(await startToExit(cold));
     latency.spawn.push(spawned(BIN, []));
     if (c) latency.c.push(spawned(c, []));
   }
 
   // Starts per second.
-  const throughput = { sandboxed: [], reused: [], spawn: [], c: [] };
+  const throughput = { sandboxed: [], reused: [], shared: [], spawn: [], c: [] };
   for (let i = 0; i < 3; i++) {
     await warm.warm();
     throughput.sandboxed.push(await rate(burst, 4, () => startToExit(warm)));
     await open.warm();
     throughput.reused.push(await rate(burst, 4, () => startToExit(open, { sandbox: false })));
+    await dense.warm();
+    throughput.shared.push(await rate(burst, 4, () => startToExit(dense)));
     throughput.spawn.push(await rate(16, 2, () => spawnAsync(BIN, [])));
     if (c) throughput.c.push(await rate(burst, 2, () => spawnAsync(c, [])));
   }
   await warm.close();
   await open.close();
+  await dense.close();
   await cold.close();
 
   // Memory per idle VM, each count in a fresh process.
   const idle = [1, 16, 64, 256].map((n) => rss(n));
+  const shared = [1, 16, 64, 256].map((n) => rss(n, '', SHARED));
   const lean = rss(64, JSON.stringify({ maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, stackSizeMb: 1 }));
   const emptyWorkers = rss(64, 'empty');
   const cProcesses = c ? await cIdle(c, 16) : null;
 
   const s = (o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v.length).map(([k, v]) => [k, stats(v)]));
-  return { memMiB: MEM, runs, burst, c, phases: s(phases), latency: s(latency), throughput: s(throughput), idle, lean, emptyWorkers, cProcesses };
+  return { memMiB: MEM, runs, burst, c, shared: SHARED, phases: s(phases), latency: s(latency), throughput: s(throughput), idle, sharedIdle: shared, lean, emptyWorkers, cProcesses };
 }
 
 /** The markdown rows of the library figures; `range` formats a stats() value. */
@@ -191,6 +201,7 @@ export function libraryTable(r, range) {
     '|---|---|',
     `| startUnikernel, warm pool, sandbox on (default; built and run on a confined worker, which is reused) | ${range(r.latency.sandboxed, 2)} |`,
     `| startUnikernel, warm pool, sandbox: false (an unconfined worker, reused) | ${range(r.latency.reused, 2)} |`,
+    `| startUnikernel, warm pool, vmsPerWorker ${r.shared}, sandbox on | ${range(r.latency.shared, 2)} |`,
     `| startUnikernel, no warm worker (pool of size 0) | ${range(r.latency.cold)} |`,
     `| spawning bin/ukvm-ts | ${range(r.latency.spawn)} |`,
     ...cRow(`spawning the C tender (${r.c})`, r.latency.c),
@@ -200,12 +211,14 @@ export function libraryTable(r, range) {
     '|---|---|',
     `| warm pool, sandbox on, ${r.burst} starts, 4 in flight | ${range(r.throughput.sandboxed)} |`,
     `| warm pool, sandbox: false, ${r.burst} starts, 4 in flight | ${range(r.throughput.reused)} |`,
+    `| warm pool, vmsPerWorker ${r.shared}, sandbox on, ${r.burst} starts, 4 in flight | ${range(r.throughput.shared)} |`,
     `| spawning bin/ukvm-ts, 2 at a time | ${range(r.throughput.spawn)} |`,
     ...cRow('spawning the C tender, 2 at a time', r.throughput.c),
     '',
     `| Library: idle VMs in one process (guest \`idle\`, ${r.memMiB} MiB) | host MiB per VM | guest-touched MiB per VM | all started in s | all stopped in ms | ended 'stopped' |`,
     '|---|---|---|---|---|---|',
-    ...r.idle.map((x) => `| ${x.n} VMs | ${f(x.hostMiB, 2)} | ${f(x.guestMiB, 2)} | ${f(x.startMs / 1000, 1)} | ${f(x.stopMs, 0)} | ${x.stopped} of ${x.n} |`),
+    ...r.idle.map((x) => `| ${x.n} VMs, a worker each | ${f(x.hostMiB, 2)} | ${f(x.guestMiB, 2)} | ${f(x.startMs / 1000, 1)} | ${f(x.stopMs, 0)} | ${x.stopped} of ${x.n} |`),
+    ...r.sharedIdle.map((x) => `| ${x.n} VMs, vmsPerWorker ${x.vmsPerWorker} | ${f(x.hostMiB, 2)} | ${f(x.guestMiB, 2)} | ${f(x.startMs / 1000, 1)} | ${f(x.stopMs, 0)} | ${x.stopped} of ${x.n} |`),
     `| ${r.lean.n} VMs, resourceLimits young 1 / old 16 / stack 1 MiB | ${f(r.lean.hostMiB, 2)} | ${f(r.lean.guestMiB, 2)} | ${f(r.lean.startMs / 1000, 1)} | ${f(r.lean.stopMs, 0)} | ${r.lean.stopped} of ${r.lean.n} |`,
     `| ${r.emptyWorkers.n} bare Node workers (no VM, no ukvm-ts code) | ${f(r.emptyWorkers.hostMiB, 2)} | – | – | – | – |`,
     ...(r.cProcesses ? [`| ${r.cProcesses.n} C tender processes, one per VM (median of them) | ${f(r.cProcesses.hostMiB.median, 2)} | ${f(r.cProcesses.guestMiB.median, 2)} | – | – | – |`] : []),

@@ -3,10 +3,13 @@
 // live table of their statistics; Ctrl-C (SIGINT) or SIGTERM stops them all
 // and waits until each has ended.
 //
-//   node examples/fleet.mjs [--count N] [--kernel PATH] [--mem MIB] [--interval MS]
+//   node examples/fleet.mjs [--count N] [--kernel PATH] [--mem MIB] [--interval MS] [--per-worker N]
 //
 // Defaults: 100 of the test guest `idle` (asleep in POLL; built by
-// `npm run guests`), 8 MiB each, a new table every second.
+// `npm run guests`), 8 MiB each, a new table every second, up to 16
+// unikernels sharing each worker thread (the pool's vmsPerWorker: idle
+// unikernels then cost well under a MiB of host memory each; 1 gives each
+// its own thread).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -18,12 +21,14 @@ const { values } = parseArgs({
     kernel: { type: 'string', default: fileURLToPath(new URL('../test/guests/build/idle.hvt', import.meta.url)) },
     mem: { type: 'string', default: '8' },
     interval: { type: 'string', default: '1000' },
+    'per-worker': { type: 'string', default: '16' },
   },
 });
+const perWorker = Number(values['per-worker']);
 const count = Number(values.count);
 const interval = Number(values.interval);
-if (!Number.isInteger(count) || count < 1 || !Number.isInteger(interval) || interval < 10) {
-  console.error('fleet: --count must be a positive integer and --interval at least 10 (ms)');
+if (!Number.isInteger(count) || count < 1 || !Number.isInteger(interval) || interval < 10 || !Number.isInteger(perWorker) || perWorker < 1 || perWorker > 64) {
+  console.error('fleet: --count must be a positive integer, --interval at least 10 (ms), --per-worker from 1 to 64');
   process.exit(1);
 }
 
@@ -34,7 +39,7 @@ process.once('SIGTERM', stop);
 
 /** One row per unikernel: its handle once started, how it ended once it has. */
 const fleet = Array.from({ length: count }, (_, id) => ({ id, vm: null, exit: null, lines: 0 }));
-const pool = createPool({ size: 4 });
+const pool = createPool({ size: 4, vmsPerWorker: perWorker });
 const t0 = Date.now();
 
 // Started a few at a time: each start builds a VM, and the CPUs are shared.

@@ -45,6 +45,6 @@ describeKvm('examples/fleet.mjs', () => {
   it('refuses a bad count in one line, exit 1', async () => {
     const f = fleet(['--count', 'many']);
     expect(await f.ended).toBe(1);
-    expect(f.err()).toBe('fleet: --count must be a positive integer and --interval at least 10 (ms)\n');
+    expect(f.err()).toBe('fleet: --count must be a positive integer, --interval at least 10 (ms), --per-worker from 1 to 64\n');
   }, 30_000);
 });

@@ -27,6 +27,7 @@ export function workerInput(options: UnikernelOptions, modules: WorkerInput['mod
     modules,
     sandbox,
     confinedBuild: sandbox && !needsUnconfinedBuild,
+    exclusive: needsUnconfinedBuild,
     stats: new SharedArrayBuffer(STATS.length * 8),
     console: consoleCounter(),
     ...(options.pollSpinNs !== undefined ? { pollSpinNs: options.pollSpinNs } : {}),

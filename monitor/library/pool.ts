@@ -219,7 +219,11 @@ export function createPool(options: PoolOptions = {}): Pool {
       take(slot, x.cls, x.comesBack);
       x.take(slot);
     }
-    if (slot.load > 0) return;
+    if (slot.load > 0) {
+      // Still running VMs: it takes more of their class up to vmsPerWorker.
+      if (slot.load < capacity && slot.kind !== 'exclusive') partial.add(slot);
+      return;
+    }
     if (idle.length < size) {
       w.unref();
       idle.push(slot);

@@ -68,6 +68,13 @@ export interface WorkerInput {
    * right before the guest runs, which ends the worker after that VM.
    */
   confinedBuild: boolean;
+  /**
+   * The VM runs alone on its worker (its options need an unconfined build:
+   * gdb, dumpcore, the net ring): on the worker's thread with vm.run(), never
+   * through the scheduler of a worker with vmsPerWorker > 1 (whose
+   * preemption interrupts would reach a debugger as a Ctrl-C).
+   */
+  exclusive: boolean;
   stats: SharedArrayBuffer;
   /** Console bytes in flight to the caller (see console-flow.ts). */
   console: SharedArrayBuffer;

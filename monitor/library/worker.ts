@@ -101,6 +101,8 @@ async function runJob(input: WorkerInput, post: (m: JobEvent) => void): Promise<
     // pool.ts never sends one: a confined thread cannot build unconfined.
     return fail(new HostError('internal error: a VM that needs an unconfined build reached a confined worker'));
   }
+  /** Where this VM runs: among the others of the thread, or alone on it. */
+  const shared = input.exclusive ? null : scheduler;
   let vm: Vm | undefined;
   let kernel: Kernel | undefined;
   try {
@@ -137,11 +139,10 @@ async function runJob(input: WorkerInput, post: (m: JobEvent) => void): Promise<
     });
     const mft = kernel.manifest;
     const manifest = Array.from({ length: mft.entries }, (_, i) => ({ name: mft.name(i), type: mft.type(i) }));
-    if (scheduler) {
+    if (shared) {
       // The thread's clock counts every VM of the thread: the scheduler counts this one's slices.
       stats[STATS.cpuShared] = 1;
-      const own = vm;
-      cpuOf.set(own, (ns) => (stats[STATS.cpuEnd] = ns));
+      cpuOf.set(vm, (ns) => (stats[STATS.cpuEnd] = ns));
     } else {
       stats[STATS.cpuStart] = Math.max(host.cpuTimeNs(vm.handle), 0);
     }
@@ -154,7 +155,7 @@ async function runJob(input: WorkerInput, post: (m: JobEvent) => void): Promise<
   }
   let message: JobEvent;
   try {
-    const outcome = scheduler ? await scheduler.run(vm) : vm.run();
+    const outcome = shared ? await shared.run(vm) : vm.run();
     message = outcome.kind === 'halt'
       ? { type: 'exit', status: outcome.status & 0xff, reason: 'halt' }
       : { type: 'exit', status: 1, reason: 'stopped' };
@@ -163,8 +164,8 @@ async function runJob(input: WorkerInput, post: (m: JobEvent) => void): Promise<
     message = { type: 'exit', status: 1, reason, message: printable(e instanceof Error ? e.message : String(e)) };
   }
   // Final figures first: the caller may read stats as soon as it hears of the exit.
-  if (scheduler) {
-    stats[STATS.cpuEnd] = scheduler.cpuTimeNs(vm);
+  if (shared) {
+    stats[STATS.cpuEnd] = shared.cpuTimeNs(vm);
     cpuOf.delete(vm);
   } else {
     stats[STATS.cpuEnd] = Math.max(host.cpuTimeNs(vm.handle), 0);
@@ -187,6 +188,7 @@ await runJob({
   modules: {},
   sandbox: false,
   confinedBuild: false,
+  exclusive: false,
   stats: new SharedArrayBuffer(STATS.length * 8),
   console: new SharedArrayBuffer(4),
 }, () => {});

@@ -20,7 +20,7 @@
 // Workloads (default: --kvm --library --tty --probe):
 //   --kvm      the KVM test suite (test/kvm), without the library and sandbox tests
 //   --gdb      test/kvm/gdb.test.ts alone (real gdb; also part of --kvm)
-//   --library  the library tests (test/kvm/library*.test.ts, examples.test.ts)
+//   --library  the library tests (library, -console, -cycles, -pool, -shared; examples.test.ts)
 //   --tty      hello, a block guest and a SIGTERM with the console on a terminal (script(1))
 //   --probe    test/kvm/sandbox-probe.mjs's probes that must run through (libuv's pool
 //              started after set-up, memory churn, a refused open), and SIGSTOP/SIGCONT
@@ -391,8 +391,10 @@ const WORKLOADS = {
     return traced('gdb', [VITEST, 'run', 'test/kvm/gdb.test.ts'], agg);
   },
   async library(agg) {
+    // Confined workers build VMs too, and shared workers run several (library-pool, library-shared).
     return traced('library', [VITEST, 'run', 'test/kvm/library.test.ts', 'test/kvm/library-console.test.ts',
-      'test/kvm/library-cycles.test.ts', 'test/kvm/examples.test.ts'], agg);
+      'test/kvm/library-cycles.test.ts', 'test/kvm/library-pool.test.ts', 'test/kvm/library-shared.test.ts',
+      'test/kvm/examples.test.ts'], agg);
   },
   async tty(agg) {
     if (spawnSync('script', ['--version']).status !== 0) die('script(1) (util-linux) is needed for --tty');

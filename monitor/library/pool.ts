@@ -79,6 +79,9 @@ export const WORKER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 32 };
 /** How long a retired worker may take to end by itself before it is terminated. */
 const RETIRE_TIMEOUT_MS = 2000;
 
+/** How long a start that finds no worker waits for a busy one to come back before one boots for it. */
+const BOOT_GRACE_MS = 20;
+
 /** How long a new VM runs before its worker's replacement starts booting (see start()). */
 const REFILL_DELAY_MS = 50;
 
@@ -128,7 +131,7 @@ export function createPool(options: PoolOptions = {}): Pool {
   /** Workers running VMs that will come back (not an exclusive sandboxed VM's, which ends its worker). */
   const returning = new Set<Slot>();
   /** Starts waiting for a worker that suits their class. */
-  const waiters: { cls: VmClass; comesBack: boolean; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
+  const waiters: { cls: VmClass; comesBack: boolean; since: number; take: (s: Slot) => void; fail: (e: Error) => void }[] = [];
   const stoppers = new Set<() => void>();
   let booting = 0;
   let startedWorkers = 0;
@@ -136,6 +139,8 @@ export function createPool(options: PoolOptions = {}): Pool {
   /** After a worker failed to boot, boot only for starts that wait (no loop of failures in the background). */
   let bootFailed = false;
   let warmWaiters: (() => void)[] = [];
+  /** Boots for the starts whose grace is over (acquire). */
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
   let goneWaiters: (() => void)[] = [];
 
   const checkWarm = () => {
@@ -294,7 +299,11 @@ export function createPool(options: PoolOptions = {}): Pool {
     const warmth = bootFailed ? 0 : size;
     // Workers the waiting starts need: one per exclusive VM, and for the
     // others one per vmsPerWorker of a class (a worker never mixes them).
-    const of = (cls: VmClass) => waiters.filter((x) => x.cls === cls).length;
+    // While busy workers may come back, a start waits BOOT_GRACE_MS for one
+    // before a worker boots for it (acquire).
+    const now = performance.now();
+    const due = (x: (typeof waiters)[number]) => returning.size === 0 || now - x.since >= BOOT_GRACE_MS;
+    const of = (cls: VmClass) => waiters.filter((x) => x.cls === cls && due(x)).length;
     const needed = of('exclusive') + Math.ceil(of('confined') / capacity) + Math.ceil(of('open') / capacity);
     while (booting < needed || idle.length + booting + returning.size < warmth) spawn();
   };
@@ -320,8 +329,17 @@ export function createPool(options: PoolOptions = {}): Pool {
       return Promise.resolve(chosen);
     }
     return new Promise<Slot>((resolve, fail) => {
-      waiters.push({ cls, comesBack, take: resolve, fail });
+      waiters.push({ cls, comesBack, since: performance.now(), take: resolve, fail });
+      // A worker that runs a VM may come back within a few milliseconds (a
+      // short VM), and a boot costs ~60 ms of CPU that the running VMs
+      // would share: while some will come back, boot for this start only if
+      // none has within BOOT_GRACE_MS. With none to come back, boot now.
       refill();
+      if (returning.size > 0) {
+        clearTimeout(graceTimer);
+        graceTimer = setTimeout(refill, BOOT_GRACE_MS);
+        graceTimer.unref();
+      }
     });
   };
 

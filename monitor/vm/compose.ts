@@ -79,6 +79,12 @@ export interface Vm {
   run(): RunOutcome;
   /** Makes run() return { kind: 'stopped' } soon. */
   stop(): void;
+  /**
+   * Releases the modules' host resources (disks, taps, the net ring's
+   * thread) now, ahead of close(): what another VM or program may want
+   * next. Idempotent; close() does it too.
+   */
+  closeDevices(): void;
   close(): void;
 
   // Several VMs on one thread (library/scheduler.ts); vm.run() is unchanged.
@@ -205,6 +211,7 @@ export function createVm(config: VmConfig): Vm {
       control: cpu.control,
       takeInterrupt: () => cpu.takeInterrupt?.() ?? false,
       stop: () => cpu.kick(),
+      closeDevices: closeModules,
       close() {
         if (closed) return;
         closed = true;

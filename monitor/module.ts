@@ -66,7 +66,11 @@ export interface SetupContext {
   warn(message: string): void;
   /** mem_size: bytes the guest owns; a reservation (extraMemory, the net ring) starts here (§6.1, §13.2). */
   readonly memSize: number;
-  /** Port writes that signal an eventfd without an exit (the net ring's kick, §13.5). */
+  /**
+   * The net ring's kick (§13.5, §18): port writes that wake the ring's thread
+   * through the backend's kick descriptors (KVM: an eventfd signalled by
+   * KVM_IOEVENTFD, no exit; vmm: a pipe the vCPU loop writes on each exit).
+   */
   readonly portEvents: PortEvents;
   /** What boot info will advertise (§8.2); a module offering ring I/O sets both (§13.5). */
   readonly bootInfo: { hostFeatures: number; netRing: number };

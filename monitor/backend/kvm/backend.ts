@@ -31,7 +31,17 @@ function hostIoctl<T>(name: string, fn: () => T): T {
   }
 }
 
+/**
+ * What one /dev/kvm says of the host, the same for every VM made from it:
+ * asked once per backend (a library worker builds many VMs from one).
+ */
+interface HostFacts {
+  cpuid?: ArrayBuffer;
+  tscKhz?: boolean;
+}
+
 export class KvmBackend implements Backend {
+  private readonly facts: HostFacts = {};
   private readonly kvmFd: number;
   private readonly runSize: number;
 
@@ -63,7 +73,7 @@ export class KvmBackend implements Backend {
       if (isNativeError(e) && e.syscall === 'mmap') throw new HostError(withErrno('Error allocating guest memory', e), { cause: e });
       throw ioctlFailed(isNativeError(e) ? e.syscall.replace(/^KVM_/, '') : 'CREATE_VM', e);
     }
-    return new KvmMachine(this.b, this.kvmFd, this.runSize, vm.vmFd, vm.memory);
+    return new KvmMachine(this.b, this.kvmFd, this.runSize, vm.vmFd, vm.memory, this.facts);
   }
 
   close(): void {
@@ -80,6 +90,7 @@ class KvmMachine implements Machine {
     private readonly runSize: number,
     readonly vmFd: number,
     readonly memory: ArrayBuffer,
+    private readonly facts: HostFacts,
   ) {
     // §13.5: without the capability the ring is silently not offered.
     // Asked only when a module wants it (the net ring), once.
@@ -131,7 +142,7 @@ class KvmMachine implements Machine {
   createVcpu(): Vcpu {
     try {
       const c = this.b.createVcpu(this.vmFd, this.runSize);
-      return new KvmVcpu(this.b, this.kvmFd, c.token, c.vcpuFd, c.wakeFd, c.run);
+      return new KvmVcpu(this.b, this.kvmFd, c.token, c.vcpuFd, c.wakeFd, c.run, this.facts);
     } catch (e) {
       throw ioctlFailed('CREATE_VCPU', e);
     }
@@ -160,6 +171,7 @@ class KvmVcpu implements Vcpu {
     private readonly fd: number,
     wakeFd: number,
     private readonly runArea: ArrayBuffer,
+    private readonly facts: HostFacts,
   ) {
     this.runView = new DataView(runArea);
     this.handle = { backend: 'kvm', token };
@@ -170,15 +182,19 @@ class KvmVcpu implements Vcpu {
 
   configure(state: BootState): number {
     const b = this.b;
-    let cpuid;
-    try {
-      cpuid = b.supportedCpuid(this.kvmFd, CPUID_MAX_ENTRIES);
-    } catch (e) {
-      throw ioctlFailed('GET_SUPPORTED_CPUID', e);
+    let cpuid = this.facts.cpuid;
+    if (!cpuid) {
+      try {
+        cpuid = this.facts.cpuid = b.supportedCpuid(this.kvmFd, CPUID_MAX_ENTRIES);
+      } catch (e) {
+        throw ioctlFailed('GET_SUPPORTED_CPUID', e);
+      }
     }
-    hostIoctl('SET_CPUID2', () => b.setCpuid(this.fd, new Uint8Array(cpuid)));
+    const image = new Uint8Array(cpuid);
+    hostIoctl('SET_CPUID2', () => b.setCpuid(this.fd, image));
     hostIoctl('SET_SREGS', () => b.setSregs(this.fd, initialSregs()));
-    if (hostIoctl('KVM_CHECK_EXTENSION', () => b.checkExtension(this.kvmFd, CAP_GET_TSC_KHZ)) <= 0) {
+    this.facts.tscKhz ??= hostIoctl('KVM_CHECK_EXTENSION', () => b.checkExtension(this.kvmFd, CAP_GET_TSC_KHZ)) > 0;
+    if (!this.facts.tscKhz) {
       throw new HostError('KVM: host does not support KVM_CAP_GET_TSC_KHZ');
     }
     let khz;

@@ -110,29 +110,33 @@ static Napi::Value SupportedCpuid(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// createVm(kvmFd, memSize): KVM_CREATE_VM, a zero-filled anonymous shared
-// mapping of memSize bytes, and KVM_SET_USER_MEMORY_REGION slot 0 at GPA 0.
-// Returns { vmFd, memory } where memory is that mapping as an ArrayBuffer.
-static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int kvm;
-  uint64_t size;
-  if (!ArgInt(info, 0, &kvm) || !ArgSize(info, 1, &size)) return env.Undefined();
-  if (size == 0 || size % 4096 != 0) {
-    ThrowType(env, "memory size must be a non-zero multiple of 4096");
-    return env.Undefined();
-  }
+// The two halves of a VM: KVM_CREATE_VM (close-on-exec), and its guest RAM,
+// a zero-filled anonymous shared mapping registered as slot 0 at GPA 0. They
+// throw, and leave nothing behind, on failure. A library worker makes the
+// first half ahead, while it is idle (monitor/backend/kvm/backend.ts).
+static int NewVm(Napi::Env env, int kvm) {
   int vm = ioctl(kvm, KVM_CREATE_VM, 0);
   if (vm < 0) {
     ThrowErrno(env, "KVM_CREATE_VM", errno);
-    return env.Undefined();
+    return -1;
   }
   fcntl(vm, F_SETFD, FD_CLOEXEC);
+  return vm;
+}
+
+static bool MemSizeArg(const Napi::CallbackInfo& info, size_t i, uint64_t* size) {
+  if (!ArgSize(info, i, size)) return false;
+  if (*size == 0 || *size % 4096 != 0) {
+    ThrowType(info.Env(), "memory size must be a non-zero multiple of 4096");
+    return false;
+  }
+  return true;
+}
+
+static Napi::Value AttachMemory(Napi::Env env, int vm, uint64_t size) {
   void* mem = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
-    int e = errno;
-    close(vm);
-    ThrowErrno(env, "mmap", e);
+    ThrowErrno(env, "mmap", errno);
     return env.Undefined();
   }
   struct kvm_userspace_memory_region region;
@@ -144,14 +148,49 @@ static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
   if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
     int e = errno;
     munmap(mem, size);
-    close(vm);
     ThrowErrno(env, "KVM_SET_USER_MEMORY_REGION", e);
+    return env.Undefined();
+  }
+  return GuestMappingBuffer(env, mem, size);
+}
+
+// createVm(kvmFd, memSize): both halves. Returns { vmFd, memory } where
+// memory is the mapping as an ArrayBuffer.
+static Napi::Value CreateVm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int kvm;
+  uint64_t size;
+  if (!ArgInt(info, 0, &kvm) || !MemSizeArg(info, 1, &size)) return env.Undefined();
+  int vm = NewVm(env, kvm);
+  if (vm < 0) return env.Undefined();
+  Napi::Value memory = AttachMemory(env, vm, size);
+  if (env.IsExceptionPending()) {
+    close(vm);
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("vmFd", Num(env, vm));
-  out.Set("memory", GuestMappingBuffer(env, mem, size));
+  out.Set("memory", memory);
   return out;
+}
+
+// vmCreate(kvmFd): the first half alone; returns the VM descriptor.
+static Napi::Value VmCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int kvm;
+  if (!ArgInt(info, 0, &kvm)) return env.Undefined();
+  int vm = NewVm(env, kvm);
+  return vm < 0 ? env.Undefined() : Num(env, vm);
+}
+
+// vmAttachMemory(vmFd, memSize): the second half for a VM made by vmCreate;
+// returns the mapping as an ArrayBuffer (the VM descriptor stays the caller's).
+static Napi::Value VmAttachMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int vm;
+  uint64_t size;
+  if (!ArgInt(info, 0, &vm) || !MemSizeArg(info, 1, &size)) return env.Undefined();
+  return AttachMemory(env, vm, size);
 }
 
 // protect(memory, offset, length, prot): mprotect of a page-aligned range
@@ -223,6 +262,8 @@ void RegisterKvm(Napi::Env env, Napi::Object exports) {
   exports.Set("vcpuMmapSize", Napi::Function::New(env, VcpuMmapSize));
   exports.Set("supportedCpuid", Napi::Function::New(env, SupportedCpuid));
   exports.Set("createVm", Napi::Function::New(env, CreateVm));
+  exports.Set("vmCreate", Napi::Function::New(env, VmCreate));
+  exports.Set("vmAttachMemory", Napi::Function::New(env, VmAttachMemory));
   exports.Set("protect", Napi::Function::New(env, Protect));
   exports.Set("kvmRunSize", Num(env, sizeof(struct kvm_run)));
   Napi::Object offsets = Napi::Object::New(env);

@@ -171,6 +171,12 @@ export interface Machine {
 export interface Backend {
   /** Creates a VM with allocSize bytes of zeroed guest RAM at GPA 0. */
   createMachine(allocSize: number): Machine;
+  /**
+   * Makes ahead what the next createMachine would make first and needs no
+   * size (KVM: the VM object and its vCPU), on the thread that will run it,
+   * best effort; close() gives it back if never used.
+   */
+  prepare?(): void;
   /** Releases the hypervisor handle; machines already created keep working. */
   close(): void;
 }

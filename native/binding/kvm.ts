@@ -74,6 +74,10 @@ export interface KvmBinding {
   vcpuMmapSize(kvmFd: number): number;
   supportedCpuid(kvmFd: number, maxEntries: number): ArrayBuffer;
   createVm(kvmFd: number, memSize: number): CreatedVm;
+  /** KVM_CREATE_VM alone (close-on-exec): a VM without memory yet, for vmAttachMemory. */
+  vmCreate(kvmFd: number): number;
+  /** Guest RAM for a VM made by vmCreate: a zeroed shared mapping, slot 0 at GPA 0. */
+  vmAttachMemory(vmFd: number, memSize: number): ArrayBuffer;
   /** mprotect of a page-aligned range of guest memory; prot bits: 1 read, 2 write, 4 exec. */
   protect(memory: ArrayBuffer, offset: number, length: number, prot: number): void;
   /**
@@ -143,6 +147,8 @@ export const KVM_SHAPE = {
   vcpuMmapSize: 'function',
   supportedCpuid: 'function',
   createVm: 'function',
+  vmCreate: 'function',
+  vmAttachMemory: 'function',
   protect: 'function',
   shareMemory: 'function',
   eventfdCreate: 'function',

@@ -206,21 +206,20 @@ await runJob({
 // The filter's compiler too (a pure function; the filter itself is built again when entered).
 buildFilter('thread', { pid: process.pid });
 
+/** Closes what the worker holds for its life (/dev/kvm, the VM made ahead) and lets its thread end. */
+function endWorker(): void {
+  backend?.close();
+  backend = null;
+  port.close();
+}
+
 port.on('message', (m: WorkerJob) => {
-  if (m.type === 'end') {
-    backend?.close();
-    backend = null;
-    port.close();
-    return;
-  }
+  if (m.type === 'end') return endWorker();
   const id = m.id;
   void runJob(m.input, (e) => toCaller({ ...e, id })).then((reusable) => {
     toCaller({ type: 'free', reusable, confined, id });
     // Nothing else holds the event loop: the thread ends as it did before pools.
-    if (!reusable) {
-      backend?.close();
-      port.close();
-    }
+    if (!reusable) endWorker();
   });
 });
 toCaller({ type: 'idle' });

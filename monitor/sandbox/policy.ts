@@ -100,9 +100,10 @@ const CLI: readonly Scope[] = ['process'];
 /** A library worker's thread, which builds VMs once confined (library/worker.ts). */
 const THREAD: readonly Scope[] = ['thread'];
 
-/** _IOR / _IOW(type, nr, size) of linux/ioctl.h (direction 2 = read, 1 = write). */
+/** _IOR / _IOW / _IOWR(type, nr, size) of linux/ioctl.h (direction 2 = read, 1 = write, 3 = both). */
 const ior = (type: number, nr: number, size: number) => ((2 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
 const iow = (type: number, nr: number, size: number) => ((1 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
+const iowr = (type: number, nr: number, size: number) => ((3 << 30) | (size << 16) | (type << 8) | nr) >>> 0;
 
 export const IOCTL = {
   KVM_RUN: 0xae80,
@@ -110,7 +111,7 @@ export const IOCTL = {
   KVM_CHECK_EXTENSION: 0xae03,
   KVM_CREATE_VCPU: 0xae41,
   KVM_SET_USER_MEMORY_REGION: iow(0xae, 0x46, 32),
-  KVM_GET_SUPPORTED_CPUID: ((3 << 30) | (8 << 16) | (0xae << 8) | 0x05) >>> 0,
+  KVM_GET_SUPPORTED_CPUID: iowr(0xae, 0x05, 8),
   KVM_SET_CPUID2: iow(0xae, 0x90, 8),
   KVM_GET_TSC_KHZ: 0xaea3,
   KVM_GET_REGS: ior(0xae, 0x81, 144),

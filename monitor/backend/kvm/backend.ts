@@ -123,10 +123,15 @@ function machineFailed(e: unknown): HostError {
   return ioctlFailed(isNativeError(e) ? e.syscall.replace(/^KVM_/, '') : 'CREATE_VM', e);
 }
 
-/** Gives back a VM made ahead and never used: its vCPU, run area and VM descriptor. */
+/** Gives back a vCPU made ahead and never handed out: its slot, descriptors and run area. */
+function destroyUnusedVcpu(b: NativeBinding, c: CreatedVcpu): void {
+  b.destroyVcpu(c.token);
+  b.unmapBuffer(c.run);
+}
+
+/** Gives back a VM made ahead and never used: its vCPU and VM descriptor. */
 function destroySpare(b: NativeBinding, s: Spare): void {
-  b.destroyVcpu(s.vcpu.token);
-  b.unmapBuffer(s.vcpu.run);
+  destroyUnusedVcpu(b, s.vcpu);
   b.closeFd(s.vmFd);
 }
 
@@ -202,11 +207,8 @@ class KvmMachine implements Machine {
 
   close(): void {
     // A vCPU made ahead that was never handed out (the build failed first).
-    if (this.spareVcpu) {
-      this.b.destroyVcpu(this.spareVcpu.token);
-      this.b.unmapBuffer(this.spareVcpu.run);
-      this.spareVcpu = null;
-    }
+    if (this.spareVcpu) destroyUnusedVcpu(this.b, this.spareVcpu);
+    this.spareVcpu = null;
     this.b.closeFd(this.vmFd);
     // Guest memory goes now, not when the collector gets to its buffer.
     this.b.unmapBuffer(this.memory);

@@ -1,44 +1,17 @@
-// Linux KVM backend (docs/abi.md §7.1, §7.5–§7.7, §9.2): capability checks,
-// VM and vCPU creation, initial CPU state and the vCPU run loop. Exits are
-// decoded in exits.ts; fatal host conditions are thrown as HostError with the
-// reference's wording; the ioctls themselves are in native/kvm_linux.cc.
-import { type CreatedVcpu, type NativeBinding, isNativeError, RUN_EXIT, RUN_FAULT } from '../../../native/binding.js';
-import { initialRegs, initialSregs, REGS_SIZE, ripOf } from './x86.js';
+// Linux KVM backend (docs/abi.md §7.1, §7.5–§7.7, §9.2): capability checks
+// and VM creation (with the VM and vCPU a library worker makes ahead); the
+// vCPU, its initial CPU state and run loop are in vcpu.ts. Fatal host
+// conditions are thrown as HostError with the reference's wording; the
+// ioctls themselves are in native/kvm_linux.cc.
+import { type CreatedVcpu, type NativeBinding, isNativeError } from '../../../native/binding.js';
 import { HostError, withErrno } from '../../errors.js';
-import type { Backend, BootState, FatalExit, KickDescriptors, Machine, PortEvents, RunControl, Vcpu, VcpuExit, VcpuHandle, WaitSet } from '../backend.js';
-import type { DebugVcpu } from '../debug.js';
-import { KvmDebug } from './debug.js';
-import { decodeExit, describeFatal } from './exits.js';
-import { HostRunControl, HostWaitSet } from '../wait-set.js';
+import type { Backend, KickDescriptors, Machine, PortEvents, Vcpu } from '../backend.js';
+import { hostIoctl, ioctlFailed } from './ioctl.js';
+import { type HostFacts, KvmVcpu } from './vcpu.js';
 
 const KVM_API_VERSION = 12;
 const CAP_USER_MEMORY = 3;
-const CAP_GET_TSC_KHZ = 61;
 const CAP_IOEVENTFD = 36;
-const CPUID_MAX_ENTRIES = 100;
-
-/** "KVM: ioctl (NAME) failed: strerror" */
-function ioctlFailed(name: string, e: unknown): HostError {
-  return new HostError(withErrno(`KVM: ioctl (${name}) failed`, e), { cause: e });
-}
-
-/** Runs one ioctl, turning its failure into the reference's fatal message. */
-function hostIoctl<T>(name: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw ioctlFailed(name, e);
-  }
-}
-
-/**
- * What one /dev/kvm says of the host, the same for every VM made from it:
- * asked once per backend (a library worker builds many VMs from one).
- */
-interface HostFacts {
-  cpuid?: ArrayBuffer;
-  tscKhz?: boolean;
-}
 
 /** A VM made ahead (prepare): KVM_CREATE_VM and its vCPU, no memory yet. */
 interface Spare {
@@ -215,103 +188,6 @@ class KvmMachine implements Machine {
   }
 }
 
-class KvmVcpu implements Vcpu {
-  readonly handle: VcpuHandle;
-  readonly control: RunControl;
-  readonly debug: DebugVcpu;
-  private readonly runView: DataView;
-  private readonly regs = new Uint8Array(REGS_SIZE);
-  private readonly ids: { token: number; wakeFd: number };
-  private closed = false;
-
-  constructor(
-    private readonly b: NativeBinding,
-    private readonly kvmFd: number,
-    private readonly token: number,
-    private readonly fd: number,
-    wakeFd: number,
-    private readonly runArea: ArrayBuffer,
-    private readonly facts: HostFacts,
-  ) {
-    this.runView = new DataView(runArea);
-    this.handle = { backend: 'kvm', token };
-    this.ids = { token, wakeFd };
-    this.control = new HostRunControl(b, this.ids);
-    this.debug = new KvmDebug(b, fd, token);
-  }
-
-  configure(state: BootState): number {
-    const b = this.b;
-    let cpuid = this.facts.cpuid;
-    if (!cpuid) {
-      try {
-        cpuid = this.facts.cpuid = b.supportedCpuid(this.kvmFd, CPUID_MAX_ENTRIES);
-      } catch (e) {
-        throw ioctlFailed('GET_SUPPORTED_CPUID', e);
-      }
-    }
-    const image = new Uint8Array(cpuid);
-    hostIoctl('SET_CPUID2', () => b.setCpuid(this.fd, image));
-    hostIoctl('SET_SREGS', () => b.setSregs(this.fd, initialSregs()));
-    this.facts.tscKhz ??= hostIoctl('KVM_CHECK_EXTENSION', () => b.checkExtension(this.kvmFd, CAP_GET_TSC_KHZ)) > 0;
-    if (!this.facts.tscKhz) {
-      throw new HostError('KVM: host does not support KVM_CAP_GET_TSC_KHZ');
-    }
-    let khz;
-    try {
-      khz = b.tscKhz(this.fd);
-    } catch (e) {
-      if (isNativeError(e) && e.code === 'EIO') throw new HostError('KVM: host TSC is unstable, cannot continue', { cause: e });
-      throw ioctlFailed('KVM_GET_TSC_KHZ', e);
-    }
-    hostIoctl('SET_REGS', () => b.setRegs(this.fd, initialRegs(state.entry, state.memSize)));
-    return khz * 1000;
-  }
-
-  run(): VcpuExit {
-    for (;;) {
-      const r = this.b.run(this.token);
-      if (r === RUN_EXIT) return decodeExit(this.runView);
-      if (r === RUN_FAULT) return { kind: 'fault' };
-      const signal = this.b.pendingSignal();
-      if (signal !== 0) return { kind: 'interrupted', signal };
-      if (this.b.stopRequested(this.token)) return { kind: 'interrupted', signal: 0 };
-      // interrupt() from another thread (a debugger's Ctrl-C): once, and the run goes on.
-      if (this.b.takeInterrupt(this.token)) return { kind: 'debug', reason: 'interrupt', rip: this.rip(), dr6: 0n };
-      // A stray EINTR: enter the guest again.
-    }
-  }
-
-  createWaitSet(spinNs: number): WaitSet {
-    return new HostWaitSet(this.b, this.ids, this.control, spinNs);
-  }
-
-  describeFatal(kind: FatalExit, exit: VcpuExit): string {
-    return describeFatal(kind, exit, () => this.rip());
-  }
-
-  private rip(): bigint {
-    hostIoctl('GET_REGS', () => this.b.getRegs(this.fd, this.regs));
-    return ripOf(this.regs);
-  }
-
-  kick(): void {
-    if (!this.closed) this.b.kick(this.token);
-  }
-
-  takeInterrupt(): boolean {
-    return !this.closed && this.b.takeInterrupt(this.token);
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.b.destroyVcpu(this.token);
-    // The run area's mapping holds the vCPU, and with it the KVM VM, alive in
-    // the kernel: unmapped now, a closed VM is gone when close() returns.
-    this.b.unmapBuffer(this.runArea);
-  }
-}
 
 /** The u64 1 a wake-up adds to the kick eventfd. */
 const EVENTFD_ONE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
